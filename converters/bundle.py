@@ -1,0 +1,179 @@
+"""The bundle writer: dist/<arch>-<dataset>/ and its .tar.gz (shared/DESIGN.md section 5).
+
+Everything is written into a hidden temporary folder beside the destination and renamed into
+place only when complete, so an interrupted build never leaves a folder that looks like a
+bundle. The manifest records the sha256 of every file under model/ and is validated with the
+same code the board uses before it is written.
+"""
+import json
+import os
+import shutil
+import tarfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from device.bundle import sha256_of
+from device.manifest import FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, validate_manifest
+from device.preprocess import MEAN_RGB, STD_RGB
+
+REPO = Path(__file__).resolve().parents[1]
+EVAL_FILE = "eval.npz"
+BUNDLE_README = """# dynedge bundle: {name}
+
+{arch} on {dataset}, {k} subnets, input {size}x{size} RGB. Precisions: {precisions}.
+
+## Install on the board (Raspberry Pi OS 32/64-bit, Jetson, x86_64)
+
+```
+scp -r {name} pi@raspberrypi.local:~/      # or copy and unpack {name}.tar.gz
+cd ~/{name}
+python3 -m venv .venv && .venv/bin/pip install -r requirements-device.txt
+```
+
+## Run
+
+```
+.venv/bin/python device/run_camera.py --budget 40ms          # finds model/ beside device/
+.venv/bin/python device/profile.py                           # measure this board
+```
+
+`model/manifest.json` lists every file with its sha256; the runtime refuses a bundle whose
+files do not match. `model/eval.npz` holds {eval_count} labeled test images (uint8 RGB) for
+measuring accuracy on the board.
+
+## Subnets
+
+| subnet | MACs (cumulative) | params (cumulative) | top-1 (PyTorch) |
+|---|---|---|---|
+{rows}
+"""
+
+
+class BundleExistsError(FileExistsError):
+    """The output folder is there already and --force was not given."""
+
+
+@dataclass
+class PrecisionFiles:
+    """One precision's exported files and their parity figures."""
+    trunk: Path
+    subnets: list
+    parity: dict
+    cascade: dict = field(default_factory=dict)
+
+
+@dataclass
+class BundleSpec:
+    """What goes into a bundle; `subnets` entries follow device/manifest.py's subnet schema."""
+    arch: str
+    dataset: str
+    labels: list
+    img_size: int
+    trunk_shape: tuple
+    trunk_costs: dict          # {"macs", "params"}
+    subnets: list
+    router: dict
+    precisions: dict           # name -> PrecisionFiles, "fp32" first
+    eval_images: np.ndarray    # (N, H, W, 3) uint8 RGB
+    eval_labels: np.ndarray
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}-{self.dataset}"
+
+
+def manifest_for(spec: BundleSpec, model_dir: Path) -> dict:
+    """The manifest of the files already written into `model_dir`, validated."""
+    files = {p.name: {"sha256": sha256_of(p), "bytes": p.stat().st_size}
+             for p in sorted(model_dir.iterdir()) if p.name != MANIFEST_NAME}
+    manifest = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "arch": spec.arch,
+        "dataset": spec.dataset,
+        "labels": list(spec.labels),
+        "input": {"height": spec.img_size, "width": spec.img_size, "channels": 3, "layout": "NHWC",
+                  "color": "RGB", "dtype": "float32", "range": [0, 255],
+                  "mean_rgb": list(MEAN_RGB), "std_rgb": list(STD_RGB)},
+        "trunk": {"output_shape": list(spec.trunk_shape), "layout": "NHWC", **spec.trunk_costs},
+        "subnets": spec.subnets,
+        "precisions": {
+            name: {"trunk": p.trunk.name, "subnets": [s.name for s in p.subnets],
+                   "parity": p.parity, "cascade": p.cascade}
+            for name, p in spec.precisions.items()
+        },
+        "files": files,
+        "router": spec.router,
+        "eval_set": {"file": EVAL_FILE, "count": int(len(spec.eval_labels))},
+    }
+    return validate_manifest(manifest)
+
+
+def readme_for(spec: BundleSpec) -> str:
+    rows = "\n".join(
+        f"| {s['index']} | {s['macs_cumulative'] / 1e6:.1f} M | {s['params_cumulative'] / 1e6:.2f} M "
+        f"| {s['accuracy']:.2%} |" for s in spec.subnets)
+    return BUNDLE_README.format(name=spec.name, arch=spec.arch, dataset=spec.dataset, k=len(spec.subnets),
+                                size=spec.img_size, precisions=", ".join(spec.precisions),
+                                eval_count=len(spec.eval_labels), rows=rows)
+
+
+def fill(stage: Path, spec: BundleSpec) -> None:
+    """Write the whole bundle into the (empty) folder `stage`."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(REPO / "device", stage / "device", ignore=ignore)
+    if (REPO / "profiles").is_dir():
+        shutil.copytree(REPO / "profiles", stage / "profiles", ignore=ignore)
+    shutil.copy2(REPO / "requirements-device.txt", stage / "requirements-device.txt")
+    (stage / "README.md").write_text(readme_for(spec))
+    model_dir = stage / "model"
+    model_dir.mkdir()
+    for precision in spec.precisions.values():
+        for path in [precision.trunk, *precision.subnets]:
+            shutil.copy2(path, model_dir / path.name)
+    np.savez_compressed(model_dir / EVAL_FILE, images=spec.eval_images.astype(np.uint8),
+                        labels=spec.eval_labels.astype(np.int64))
+    manifest = manifest_for(spec, model_dir)
+    (model_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1))
+
+
+def refuse_existing(path: Path, force: bool) -> None:
+    if path.exists() and not force:
+        raise BundleExistsError(f"{path} already exists; pass --force to replace it "
+                                f"or write elsewhere (--dist)")
+
+
+def write_bundle(spec: BundleSpec, out_root: Path, force: bool = False) -> tuple:
+    """Write <out_root>/<arch>-<dataset>/ and its .tar.gz atomically; return (folder, archive)."""
+    dest = Path(out_root) / spec.name
+    archive = dest.with_name(dest.name + ".tar.gz")
+    refuse_existing(dest, force)
+    refuse_existing(archive, force)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    stage = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    try:
+        fill(stage, spec)
+        staged_archive = stage.with_name(stage.name + ".tar.gz")
+        with tarfile.open(staged_archive, "w:gz") as tar:
+            tar.add(stage, arcname=spec.name)
+        replace(stage, dest)
+        os.replace(staged_archive, archive)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.with_name(stage.name + ".tar.gz").unlink(missing_ok=True)
+    return dest, archive
+
+
+def replace(stage: Path, dest: Path) -> None:
+    """Move the finished `stage` to `dest`, setting an older `dest` aside until the move is done."""
+    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(stage, dest)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,137 @@
+"""Parity of the exported files with PyTorch on real test images; the build stops when it fails.
+
+Every file is run in ai-edge-litert the way the board runs it (trunk, then subnet k on the
+cached trunk tensor and TFLite's own f_1..f_{k-1}) and compared with PyTorch:
+max abs logit difference, top-1 agreement, and agreement of the cascade's exit decision at the
+calibrated router setting. trunk.tflite is judged by feeding its tensor to PyTorch's subnets,
+so a trunk fault is named as such and not blamed on subnet_1.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from converters.tflite_chain import Chain
+from device.entropy import softmax_entropy
+
+MIN_PARITY_IMAGES = 1000
+
+
+class ParityError(RuntimeError):
+    """An exported file disagrees with PyTorch beyond the thresholds; the message names it."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    fp32_top1_agreement: float = 0.999       # fraction of images with the same top-1
+    fp32_logit_diff_of_range: float = 1e-3   # max abs logit diff / PyTorch logit range
+    int8_top1_drop: float = 0.01             # int8 top-1 may be at most 1.0 pp under fp32's
+
+
+@dataclass
+class Reference:
+    """PyTorch outputs on the parity images: trunk tensor (N, h, w, C) and logits (K, N, classes)."""
+    trunk: np.ndarray
+    logits: np.ndarray
+
+
+@torch.no_grad()
+def torch_reference(net, images: np.ndarray, batch: int = 250) -> Reference:
+    net.eval()
+    trunks, logits = [], []
+    for start in range(0, len(images), batch):
+        x = torch.from_numpy(images[start:start + batch]).float().permute(0, 3, 1, 2)
+        t = net.trunk(x)
+        trunks.append(t.permute(0, 2, 3, 1).numpy())
+        logits.append(np.stack([lg.numpy() for lg in subnet_logits(net, t)]))
+    return Reference(np.concatenate(trunks), np.concatenate(logits, axis=1))
+
+
+@torch.no_grad()
+def torch_logits_from_trunk(net, trunk_nhwc: np.ndarray, batch: int = 250) -> np.ndarray:
+    """PyTorch subnets on a given (e.g. TFLite) trunk tensor: logits (K, N, classes)."""
+    out = []
+    for start in range(0, len(trunk_nhwc), batch):
+        t = torch.from_numpy(trunk_nhwc[start:start + batch]).permute(0, 3, 1, 2)
+        out.append(np.stack([lg.numpy() for lg in subnet_logits(net, t)]))
+    return np.concatenate(out, axis=1)
+
+
+def subnet_logits(net, t: torch.Tensor) -> list:
+    """logits_1..K through net.subnet_step with the cache, exactly as the exported files chain."""
+    cached, logits = None, []
+    for k in range(1, net.num_subnets + 1):
+        f_k, lg = net.subnet_step(t, cached, k)
+        cached = f_k if cached is None else torch.cat([cached, f_k], dim=1)
+        logits.append(lg)
+    return logits
+
+
+def exit_subnets(logits: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """0-based subnet at which the cascade answers each image: first k with entropy <= threshold_k."""
+    exits = softmax_entropy(logits) <= np.asarray(thresholds)[:, None]  # (K, N)
+    exits[-1] = True
+    return exits.argmax(axis=0)
+
+
+def compare(ref_logits: np.ndarray, got_logits: np.ndarray, labels: np.ndarray) -> dict:
+    """Figures of one file from its logits (N, classes) and PyTorch's."""
+    return {
+        "max_abs_logit_diff": float(np.abs(got_logits - ref_logits).max()),
+        "logit_range": float(ref_logits.max() - ref_logits.min()),
+        "top1_agreement": float((got_logits.argmax(-1) == ref_logits.argmax(-1)).mean()),
+        "top1": float((got_logits.argmax(-1) == labels).mean()),
+    }
+
+
+def measure(net, chain: Chain, images: np.ndarray, labels: np.ndarray, exit_thresholds,
+            reference: Reference | None = None) -> tuple:
+    """(per-file parity {file name: figures}, whole-cascade figures) of one precision."""
+    if len(images) < MIN_PARITY_IMAGES:
+        raise ValueError(f"parity needs >= {MIN_PARITY_IMAGES} test images, got {len(images)}")
+    reference = reference or torch_reference(net, images)
+    trunk_tfl, logits_tfl = chain.run(images)
+    ref_exit = exit_subnets(reference.logits, exit_thresholds)
+    got_exit = exit_subnets(logits_tfl, exit_thresholds)
+
+    via_trunk = torch_logits_from_trunk(net, trunk_tfl)
+    files = {chain.trunk.path.name: {
+        **compare(reference.logits[-1], via_trunk[-1], labels),
+        "exit_agreement": float((exit_subnets(via_trunk, exit_thresholds) == ref_exit).mean()),
+    }}
+    for k, subnet in enumerate(chain.subnets):
+        figures = compare(reference.logits[k], logits_tfl[k], labels)
+        # does the cascade decide "answer at subnet k+1" for the same images as PyTorch?
+        figures["exit_agreement"] = float(((got_exit == k) == (ref_exit == k)).mean())
+        files[subnet.path.name] = figures
+    answer_tfl = logits_tfl[got_exit, np.arange(len(labels))].argmax(-1)
+    cascade = {
+        "exit_agreement": float((got_exit == ref_exit).mean()),
+        "top1": float((answer_tfl == labels).mean()),
+        "images": int(len(labels)),
+    }
+    return files, cascade
+
+
+def check_fp32(parity: dict, limits: Thresholds = Thresholds()) -> None:
+    """Raise ParityError naming the first fp32 file below the thresholds."""
+    for name, f in parity.items():
+        if f["top1_agreement"] < limits.fp32_top1_agreement:
+            raise ParityError(f"{name}: fp32 top-1 agreement with PyTorch {f['top1_agreement']:.2%} "
+                              f"< {limits.fp32_top1_agreement:.1%}")
+        allowed = limits.fp32_logit_diff_of_range * f["logit_range"]
+        if f["max_abs_logit_diff"] > allowed:
+            raise ParityError(f"{name}: fp32 max abs logit diff {f['max_abs_logit_diff']:.3g} > {allowed:.3g} "
+                              f"({limits.fp32_logit_diff_of_range:g} of the logit range {f['logit_range']:.3g})")
+
+
+def check_int8(parity: dict, fp32_parity: dict, limits: Thresholds = Thresholds()) -> None:
+    """Raise ParityError naming the first int8 file whose top-1 falls more than the allowed drop under fp32's.
+
+    Files are matched by position (trunk, subnet_1..K) since int8 names differ from fp32's.
+    """
+    for (name, f), fp32 in zip(parity.items(), fp32_parity.values()):
+        if f["top1"] < fp32["top1"] - limits.int8_top1_drop:
+            raise ParityError(f"{name}: int8 top-1 {f['top1']:.2%} is more than "
+                              f"{limits.int8_top1_drop * 100:.1f} pp under fp32's {fp32['top1']:.2%}")
+

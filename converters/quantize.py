@@ -1,0 +1,71 @@
+"""int8 post-training quantization through litert-torch's PT2E path, calibrated on real images.
+
+Static int8: per-channel symmetric weights, per-tensor activations observed with histograms
+on real training images. Each file (trunk, subnet_k) is calibrated on the inputs it meets on
+the board: images for the trunk, the float trunk tensor and cached features for subnet k. The
+files keep float32 inputs and outputs, so the board feeds them exactly like the fp32 ones.
+Chosen over ai-edge-quantizer's static recipe by measurement (bench/results/convert_bundle.md).
+"""
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from converters.export import ExportedFiles, SubnetExport, TrunkExport, convert_module
+
+INT8_SUFFIX = "_int8"
+
+
+def int8_name(fp32_name: str) -> str:
+    """trunk.tflite -> trunk_int8.tflite."""
+    stem, ext = fp32_name.rsplit(".", 1)
+    return f"{stem}{INT8_SUFFIX}.{ext}"
+
+
+@torch.no_grad()
+def calibration_inputs(net, images: np.ndarray) -> dict:
+    """Per module name, the list of one-image input tuples it sees on the board (float32, NHWC)."""
+    net.eval()
+    x = torch.from_numpy(images).float()
+    trunk = TrunkExport(net)(x)
+    inputs = {"trunk": [(img[None],) for img in x]}
+    cached = None
+    for k in range(1, net.num_subnets + 1):
+        if cached is None:
+            inputs[f"subnet_{k}"] = [(t[None],) for t in trunk]
+        else:
+            inputs[f"subnet_{k}"] = [(t[None], c[None]) for t, c in zip(trunk, cached)]
+        f_k, _ = SubnetExport(net, k)(trunk, cached)
+        cached = f_k if cached is None else torch.cat([cached, f_k], dim=1)
+    return inputs
+
+
+def quantize_module(module, samples: list, path: Path, name: str) -> Path:
+    """PT2E: export, insert observers, run the calibration samples, convert, lower to int8 TFLite."""
+    from litert_torch.quantize import pt2e_quantizer
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e import quantize_pt2e
+
+    quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
+        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
+    graph = torch.export.export(module.eval(), samples[0]).module()
+    graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
+    with torch.no_grad():
+        for args in samples:
+            graph(*args)
+    graph = quantize_pt2e.convert_pt2e(graph, fold_quantize=False)
+    return convert_module(graph, samples[0], path, f"{name} (int8)", QuantConfig(pt2e_quantizer=quantizer))
+
+
+def export_int8(net, calib_images: np.ndarray, out_dir: Path) -> ExportedFiles:
+    """trunk_int8.tflite and subnet_k_int8.tflite in `out_dir`, calibrated on `calib_images` (N, H, W, 3)."""
+    net = net.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    samples = calibration_inputs(net, calib_images)
+    trunk = quantize_module(TrunkExport(net), samples["trunk"], out_dir / int8_name("trunk.tflite"), "trunk")
+    subnets = [
+        quantize_module(SubnetExport(net, k), samples[f"subnet_{k}"],
+                        out_dir / int8_name(f"subnet_{k}.tflite"), f"subnet_{k}")
+        for k in range(1, net.num_subnets + 1)
+    ]
+    return ExportedFiles(trunk, subnets)

@@ -1,0 +1,34 @@
+"""The feature cache: buffers for one frame's intermediate tensors, allocated once at start.
+
+The trunk writes its tensor here; subnet k writes f_k into its slice of the concatenated
+feature buffer and reads [f_1..f_{k-1}] from the slice before it. Escalating to subnet k+1
+therefore reuses everything already computed for the frame, and a frame allocates nothing
+that stays.
+"""
+import numpy as np
+
+
+class FeatureCache:
+    """Trunk tensor + concatenated features [f_1..f_K] + per-subnet logits, all float32."""
+
+    def __init__(self, trunk_shape, feature_dims, num_classes: int):
+        self.trunk = np.zeros(trunk_shape, dtype=np.float32)
+        self.offsets = np.concatenate([[0], np.cumsum(feature_dims)]).astype(int)  # offsets[k] = width of [f_1..f_k]
+        self.features = np.zeros((1, int(self.offsets[-1])), dtype=np.float32)
+        self.logits = np.zeros((len(feature_dims), 1, num_classes), dtype=np.float32)
+        self.filled = 0  # subnets whose f_k belongs to the current frame
+
+    def new_frame(self) -> None:
+        """The trunk tensor is about to change: no cached feature is valid any more."""
+        self.filled = 0
+
+    def prefix(self, k: int) -> np.ndarray:
+        """[f_1..f_{k-1}], the cached input of subnet k (a contiguous view, no copy)."""
+        return self.features[:, : self.offsets[k - 1]]
+
+    def slot(self, k: int) -> np.ndarray:
+        """Where subnet k's f_k goes (a view)."""
+        return self.features[:, self.offsets[k - 1]: self.offsets[k]]
+
+    def nbytes(self) -> int:
+        return self.trunk.nbytes + self.features.nbytes + self.logits.nbytes

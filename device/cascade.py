@@ -1,0 +1,301 @@
+"""The cascade engine: trunk once per frame, then subnets 1..K through the feature cache.
+
+A frame runs the trunk, then subnet 1; it stops at the first subnet whose softmax entropy is
+at or under that subnet's threshold, else escalates to the next subnet, which reads the
+cached trunk tensor and [f_1..f_{k-1}] instead of recomputing them. Before escalating, the
+deadline guard compares the time spent plus the next subnet's measured cost with the
+deadline and, when it would pass, answers with what it has.
+
+Every interpreter is wrapped in a Stage that resolves its signature tensors by name
+(args_0/args_1 in, output_0/output_1 out), counts invokes and keeps a running estimate
+of its cost. device/profile.py reuses run_trunk/run_subnet to time stages one by one.
+"""
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from device.cache import FeatureCache
+from device.entropy import softmax_entropy
+from device.runtime import interpreter_factory as default_factory
+
+
+class CascadeError(RuntimeError):
+    """A model file whose tensors do not fit the bundle's contract; the message names the file."""
+
+
+def default_threads() -> int:
+    """Threads when neither --threads nor a board profile says: the cores, at most 4."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+class CostModel:
+    """Predicts a stage's next cost as its nominal cost times one slowdown shared by all stages.
+
+    Contention (other processes, thermal throttling) slows every stage alike, and the trunk
+    and subnet 1 run on every frame, so the slowdown stays current even for a subnet the
+    deadline guard has not let run for a while: its own last measurement would be stale.
+    """
+
+    def __init__(self, stages: int, alpha: float = 0.2, spread: float = 2.0):
+        self.nominal = [0.0] * stages  # seconds; 0 = not measured yet
+        self.alpha = alpha
+        self.spread = spread
+        self.slowdown = 1.0
+        self.deviation = 0.0
+
+    def observe(self, stage: int, seconds: float) -> None:
+        if self.nominal[stage] <= 0.0:
+            self.nominal[stage] = seconds
+            return
+        ratio = seconds / self.nominal[stage]
+        self.deviation += self.alpha * (abs(ratio - self.slowdown) - self.deviation)
+        self.slowdown += self.alpha * (ratio - self.slowdown)
+
+    def predict(self, stage: int) -> float:
+        """A cautious estimate: nominal x (slowdown + `spread` deviations); 0 before any measurement."""
+        return self.nominal[stage] * (self.slowdown + self.spread * self.deviation)
+
+    def calibrate(self, samples: list) -> None:
+        """Nominal costs from warm-up samples (one list of seconds per stage); slowdown back to 1."""
+        self.nominal = [float(np.median(s)) for s in samples]
+        self.slowdown, self.deviation = 1.0, 0.0
+
+
+class _Port:
+    """One input or output tensor; converts float32 buffers to and from quantized tensors in place."""
+
+    def __init__(self, interpreter, detail: dict):
+        self.interpreter = interpreter
+        self.index = detail["index"]
+        self.shape = tuple(int(d) for d in detail["shape"])
+        self.dtype = np.dtype(detail["dtype"])
+        scale, zero_point = detail.get("quantization", (0.0, 0)) or (0.0, 0)
+        self.quantized = self.dtype != np.float32 and scale != 0.0
+        if self.dtype != np.float32 and not self.quantized:
+            raise TypeError(f"tensor {detail.get('name')} is {self.dtype} without quantization parameters")
+        self.scale, self.zero_point = float(scale), float(zero_point)
+        if self.quantized:
+            self._float = np.zeros(self.shape, dtype=np.float32)
+            self._raw = np.zeros(self.shape, dtype=self.dtype)
+            info = np.iinfo(self.dtype)
+            self._lo, self._hi = float(info.min), float(info.max)
+
+    def write(self, array: np.ndarray) -> None:
+        if not self.quantized:
+            self.interpreter.set_tensor(self.index, array)
+            return
+        np.divide(array, self.scale, out=self._float)
+        np.add(self._float, self.zero_point, out=self._float)
+        np.rint(self._float, out=self._float)
+        np.clip(self._float, self._lo, self._hi, out=self._float)
+        np.copyto(self._raw, self._float, casting="unsafe")
+        self.interpreter.set_tensor(self.index, self._raw)
+
+    def read(self, out: np.ndarray) -> None:
+        view = self.interpreter.tensor(self.index)()  # a view into the interpreter: drop it before invoke
+        if self.quantized:
+            np.subtract(view.reshape(out.shape), self.zero_point, out=out, casting="unsafe")
+            np.multiply(out, self.scale, out=out)
+        else:
+            np.copyto(out, view.reshape(out.shape))
+        del view
+
+
+def _signature_details(interpreter) -> tuple[dict, dict]:
+    """{signature name: tensor detail} for inputs and outputs, by signature when the file has one."""
+    inputs = interpreter.get_input_details()
+    outputs = interpreter.get_output_details()
+    by_index = {d["index"]: d for d in inputs + outputs}
+    signatures = getattr(interpreter, "_get_full_signature_list", dict)() or {}
+    if signatures:
+        sig = signatures.get("serving_default") or next(iter(signatures.values()))
+        return ({n: by_index[i] for n, i in sig["inputs"].items()},
+                {n: by_index[i] for n, i in sig["outputs"].items()})
+    # No signature: names carry them (e.g. "serving_default_args_0"); order is the last resort.
+    def named(details, prefix):
+        found = {}
+        for pos, d in enumerate(details):
+            matches = [f"{prefix}_{j}" for j in range(len(details)) if f"{prefix}_{j}" in d["name"]]
+            found[matches[0] if matches else f"{prefix}_{pos}"] = d
+        return found
+    return named(inputs, "args"), named(outputs, "output")
+
+
+class Stage:
+    """One interpreter (the trunk or a subnet step) with named ports, an invoke counter and a cost."""
+
+    def __init__(self, name: str, interpreter, path, clock=time.perf_counter):
+        self.name = name
+        self.clock = clock
+        self.path = path
+        self.interpreter = interpreter
+        ins, outs = _signature_details(interpreter)
+        try:
+            self.inputs = {n: _Port(interpreter, d) for n, d in ins.items()}
+            self.outputs = {n: _Port(interpreter, d) for n, d in outs.items()}
+        except TypeError as exc:
+            raise CascadeError(f"{path}: {exc}") from None
+        self.invokes = 0
+
+    def port(self, kind: str, name: str) -> _Port:
+        ports = self.inputs if kind == "input" else self.outputs
+        if name not in ports:
+            raise CascadeError(f"{self.path}: no {kind} '{name}' in its signature "
+                               f"(has {', '.join(sorted(ports)) or 'none'})")
+        return ports[name]
+
+    def invoke(self) -> float:
+        """Run the interpreter once; returns the seconds it took."""
+        start = self.clock()
+        self.interpreter.invoke()
+        self.invokes += 1
+        return self.clock() - start
+
+
+@dataclass(frozen=True)
+class Result:
+    """One frame's answer."""
+    label: int               # class index into the bundle's labels
+    score: float             # softmax probability of `label`
+    entropy: float           # softmax entropy (nats) of the answering subnet
+    exit_subnet: int         # 1..K, the subnet that answered
+    stage_latencies: tuple   # seconds: (trunk, subnet 1, ..., subnet exit_subnet)
+    deadline_cut: bool       # True when the deadline guard stopped an escalation
+
+
+class Cascade:
+    """The trunk and K subnet interpreters of one bundle precision, sharing one FeatureCache."""
+
+    def __init__(self, bundle, runtime: str | None = None, threads: int | None = None,
+                 precision: str = "fp32", interpreter_factory=None, clock=time.perf_counter):
+        """`interpreter_factory(path, threads)` and `clock` are injectable for tests."""
+        self.clock = clock
+        self.threads = threads or default_threads()
+        factory = interpreter_factory or default_factory(runtime)
+        self.runtime_name = getattr(factory, "runtime_name", "custom")
+        self.precision = precision
+        trunk_path, subnet_paths = bundle.model_files(precision)
+        self.trunk = Stage("trunk", factory(trunk_path, self.threads), trunk_path, clock)
+        self.subnets = [Stage(f"subnet_{k}", factory(p, self.threads), p, clock)
+                        for k, p in enumerate(subnet_paths, start=1)]
+        self._input = self.trunk.port("input", "args_0")
+        self._trunk_out = self.trunk.port("output", "output_0")
+        self.input_shape = self._input.shape
+        self.costs = CostModel(1 + len(self.subnets))  # stage 0 is the trunk, k is subnet k
+        self.cache = self._build_cache(len(bundle.labels))
+        self._bind_subnets()
+
+    @property
+    def num_subnets(self) -> int:
+        return len(self.subnets)
+
+    @property
+    def stages(self) -> list:
+        return [self.trunk, *self.subnets]
+
+    @property
+    def invokes(self) -> dict:
+        """{stage name: invokes so far}, e.g. {'trunk': 10, 'subnet_1': 10, 'subnet_2': 3, ...}."""
+        return {s.name: s.invokes for s in self.stages}
+
+    def _build_cache(self, num_classes: int) -> FeatureCache:
+        dims = []
+        for stage in self.subnets:
+            f_shape = stage.port("output", "output_0").shape
+            logit_shape = stage.port("output", "output_1").shape
+            if len(f_shape) != 2 or logit_shape != (1, num_classes):
+                raise CascadeError(f"{stage.path}: outputs (f_k {f_shape}, logits {logit_shape}) do not "
+                                   f"fit (1, D) and (1, {num_classes})")
+            dims.append(f_shape[1])
+        return FeatureCache(self._trunk_out.shape, dims, num_classes)
+
+    def _bind_subnets(self) -> None:
+        """Check each subnet's inputs against the cache and keep its ports at hand."""
+        self._ports = []
+        for k, stage in enumerate(self.subnets, start=1):
+            trunk_in = stage.port("input", "args_0")
+            if trunk_in.shape != self.cache.trunk.shape:
+                raise CascadeError(f"{stage.path}: takes a trunk tensor {trunk_in.shape}, the trunk "
+                                   f"gives {self.cache.trunk.shape}")
+            cached_in = None
+            if k > 1:
+                cached_in = stage.port("input", "args_1")
+                if cached_in.shape != self.cache.prefix(k).shape:
+                    raise CascadeError(f"{stage.path}: takes cached features {cached_in.shape}, "
+                                       f"[f_1..f_{k - 1}] is {self.cache.prefix(k).shape}")
+            self._ports.append((trunk_in, cached_in, stage.port("output", "output_0"),
+                                stage.port("output", "output_1")))
+
+    def run_trunk(self, image: np.ndarray) -> float:
+        """Run the trunk on one preprocessed image (the trunk's input shape); returns its seconds."""
+        self.cache.new_frame()
+        self._input.write(image)
+        seconds = self.trunk.invoke()
+        self.costs.observe(0, seconds)
+        self._trunk_out.read(self.cache.trunk)
+        return seconds
+
+    def run_subnet(self, k: int) -> tuple[np.ndarray, float, float]:
+        """Run subnet k (1-based) on the cached tensors; returns (logits view, entropy, seconds).
+
+        Subnets 1..k-1 must have run on the current frame: their features are its input.
+        """
+        if not 1 <= k <= self.num_subnets:
+            raise ValueError(f"subnet {k} does not exist (1..{self.num_subnets})")
+        if self.cache.filled < k - 1:
+            raise ValueError(f"subnet {k} needs f_1..f_{k - 1} of this frame; run subnets in order")
+        trunk_in, cached_in, f_out, logits_out = self._ports[k - 1]
+        trunk_in.write(self.cache.trunk)
+        if cached_in is not None:
+            cached_in.write(self.cache.prefix(k))
+        seconds = self.subnets[k - 1].invoke()
+        self.costs.observe(k, seconds)
+        f_out.read(self.cache.slot(k))
+        logits = self.cache.logits[k - 1]
+        logits_out.read(logits)
+        self.cache.filled = k
+        return logits, float(softmax_entropy(logits)[0]), seconds
+
+    def predicted_cost(self, k: int) -> float:
+        """Cautious estimate (seconds) of subnet k's next run (see CostModel)."""
+        return self.costs.predict(k)
+
+    def infer(self, image: np.ndarray, thresholds, deadline_s: float | None = None) -> Result:
+        """The cascade on one image: exit at the first subnet with entropy <= its threshold.
+
+        `thresholds` holds one entropy threshold per subnet (the last one is ignored: subnet K
+        always answers). With `deadline_s` (seconds from this call), escalation to subnet k+1
+        happens only when the time spent plus its predicted cost stays within the deadline.
+        """
+        start = self.clock()
+        latencies = [self.run_trunk(image)]
+        cut = False
+        last = self.num_subnets
+        for k in range(1, last + 1):
+            if k > 1 and deadline_s is not None:
+                if self.clock() - start + self.predicted_cost(k) > deadline_s:
+                    cut = True
+                    break
+            logits, entropy, seconds = self.run_subnet(k)
+            latencies.append(seconds)
+            if k == last or entropy <= thresholds[k - 1]:
+                break
+        exit_k = self.cache.filled
+        logits = self.cache.logits[exit_k - 1, 0]
+        label = int(np.argmax(logits))
+        score = float(1.0 / np.exp(logits - logits[label]).sum())
+        return Result(label, score, entropy, exit_k, tuple(latencies), cut)
+
+    def warm_up(self, rounds: int = 5) -> None:
+        """Run every stage a few times on a blank image and take the nominal costs from all but
+        the first round (first invokes are slow); the deadline guard needs them from frame one."""
+        blank = np.zeros(self.input_shape, dtype=np.float32)
+        samples = [[] for _ in self.stages]
+        for round_ in range(rounds):
+            seconds = [self.run_trunk(blank)] + [self.run_subnet(k)[2] for k in range(1, self.num_subnets + 1)]
+            if round_ > 0 or rounds == 1:
+                for stage_samples, value in zip(samples, seconds):
+                    stage_samples.append(value)
+        self.costs.calibrate(samples)

@@ -1,0 +1,344 @@
+"""Profile a bundle on this board and write a report to read, compare and share.
+
+    python device/profile.py [--bundle DIR] [--board NAME|auto|FILE.toml] [--out DIR] [--quick]
+
+Measures: load time (verify + interpreters), first inference, warm-up and steady state apart;
+per-subnet incremental and cumulative latency; the escalation with the feature cache against
+recomputing; a thread-count sweep; fixed subnets, the calibrated cascade and the router at
+several budgets on the bundle's labeled images (latency, exit mix, accuracy); peak RSS;
+temperature before and after. Every policy run goes through device/daemon.run_loop, the loop
+the camera daemon runs, so a frame's latency here is the daemon's (preprocess + cascade).
+
+Writes profiles/reports/<board>/<bundle>/report.{json,md} (+ PNG plots when matplotlib is
+installed; otherwise the report says how to draw them on the host).
+"""
+import argparse
+import io
+import platform
+import resource
+import shlex
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+
+from device.boards import BoardError, profiles_dir, resolve_profile  # noqa: E402
+from device.bundle import BundleError, default_bundle_dir, load_bundle  # noqa: E402
+from device.cascade import Cascade, CascadeError  # noqa: E402
+from device.daemon import run_loop  # noqa: E402
+from device.profile_report import REPORT_FORMAT, REPORT_VERSION, write_report  # noqa: E402
+from device.router import (BoardSensors, PolicyError, SensorSampler, ThermalLimits,  # noqa: E402
+                           make_policy)
+from device.runtime import RuntimeUnavailable  # noqa: E402
+from device.sensors import read_temperature  # noqa: E402
+from device.telemetry import Telemetry  # noqa: E402
+from device.timing import benchmark, summarize, time_call  # noqa: E402
+
+# Run lengths: (warm-up runs, steady-state runs, thread-sweep runs, policy frames, budgets).
+MODES = {"full": dict(warmup=20, runs=200, thread_runs=100, frames=500, budgets=4),
+         "quick": dict(warmup=3, runs=15, thread_runs=8, frames=40, budgets=2)}
+SYNTHETIC_FRAMES = 64
+
+
+class ArrayFrames:
+    """A source over in-memory BGR frames, in order, for run_loop (not live: nothing drops)."""
+    live = False
+
+    def __init__(self, frames_bgr: np.ndarray, count: int):
+        self.frames, self.count = frames_bgr, count
+        self.next = 0
+        self.ended = False
+        self.drops = self.bad_frames = self.reconnects = 0
+
+    def read(self, timeout_s: float = 1.0):
+        if self.next >= self.count:
+            self.ended = True
+            return None
+        frame = self.frames[self.next % len(self.frames)]
+        self.next += 1
+        return frame
+
+    def close(self) -> None:
+        self.ended = True
+
+
+class Thermometer:
+    """Temperature samples over the run (None readings kept out: 'not available', never invented)."""
+
+    def __init__(self, profile):
+        self.profile = profile
+        self.samples = []
+        self.before = self.read()
+
+    def read(self) -> float | None:
+        value = read_temperature(self.profile)
+        if value is not None:
+            self.samples.append(value)
+        return value
+
+    def summary(self) -> dict:
+        after = self.read()
+        peak = max(self.samples) if self.samples else None
+        return {"sensor_available": bool(self.samples), "before_c": self.before, "after_c": after,
+                "max_c": peak, "soft_throttle_c": self.profile.soft_throttle_c,
+                "hard_throttle_c": self.profile.hard_throttle_c,
+                "throttle_state": self.profile.throttle_state(peak),
+                "psutil_sensors": list(self.profile.psutil_sensors),
+                "thermal_zones": list(self.profile.thermal_zones)}
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo ('model name' on x86, 'Model' on a Pi), else platform."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model") and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def eval_frames(bundle, limit: int):
+    """(BGR frames, labels or None): the bundle's labeled images, else seeded synthetic frames."""
+    data = bundle.eval_set()
+    if data is not None:
+        images, labels = data
+        return np.ascontiguousarray(images[:limit, :, :, ::-1]), labels[:limit]
+    h, w = bundle.input_size
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (SYNTHETIC_FRAMES, h, w, 3), dtype=np.uint8), None
+
+
+def run_policy(cascade, policy, bundle, frames, labels, count, sampler=None) -> dict:
+    """One run of the daemon loop; per-frame latency (ms), exit subnet and correctness."""
+    latencies, exits, predictions = [], [], []
+
+    def collect(frame, result, latency_s):
+        latencies.append(latency_s * 1e3)
+        exits.append(result.exit_subnet)
+        predictions.append(result.label)
+
+    telemetry = Telemetry(None, bundle.labels, policy.deadline_s or 1.0, cascade.num_subnets,
+                          policy.name, summary_every_s=float("inf"), summary_stream=io.StringIO())
+    run_loop(ArrayFrames(frames, count), cascade, policy, telemetry, sampler=sampler,
+             on_frame=collect)
+    k = cascade.num_subnets
+    mix = np.bincount(np.asarray(exits) - 1, minlength=k) / max(len(exits), 1)
+    accuracy = None
+    if labels is not None:
+        truth = labels[np.arange(len(predictions)) % len(labels)]
+        accuracy = float(np.mean(np.asarray(predictions) == truth))
+    return {"frames": len(latencies), "latency_ms": summarize(latencies), "samples_ms": latencies,
+            "exits": exits, "exit_mix": [float(x) for x in mix], "accuracy": accuracy}
+
+
+def feed(cascade, frames, size):
+    """A function i -> preprocessed input of frame i (one reused buffer, as the daemon does)."""
+    from device.preprocess import frame_to_input
+    buffer = np.zeros(cascade.input_shape, dtype=np.float32)
+    return lambda i: frame_to_input(frames[i % len(frames)], size, buffer)
+
+
+def stage_latencies(cascade, inputs, runs: int) -> tuple[list, list[list]]:
+    """Steady-state wall ms of the trunk and of each subnet step on the cached tensors."""
+    trunk, subnets = [], [[] for _ in range(cascade.num_subnets)]
+    for i in range(runs):
+        image = inputs(i)
+        trunk.append(time_call(lambda: cascade.run_trunk(image)))
+        for k in range(1, cascade.num_subnets + 1):
+            subnets[k - 1].append(time_call(lambda: cascade.run_subnet(k)))
+    return trunk, subnets
+
+
+def escalate_all(cascade, image) -> None:
+    """trunk once, then subnets 1..K on the cache: a frame that escalates to the top."""
+    cascade.run_trunk(image)
+    for k in range(1, cascade.num_subnets + 1):
+        cascade.run_subnet(k)
+
+
+def escalate_recomputing(cascade, image) -> None:
+    """The same escalation without a cache: step k reruns the trunk and subnets 1..k."""
+    for top in range(1, cascade.num_subnets + 1):
+        cascade.run_trunk(image)
+        for k in range(1, top + 1):
+            cascade.run_subnet(k)
+
+
+def thread_counts(cores: int, default: int) -> list[int]:
+    return sorted({1, 2, 4, cores, default} & set(range(1, cores + 1)))
+
+
+def budgets_between(low_ms: float, high_ms: float, count: int) -> list[float]:
+    """Budgets from just above subnet 1's cost to just above subnet K's (measured medians)."""
+    return [float(b) for b in np.linspace(low_ms * 1.1, high_ms * 1.1, count)]
+
+
+def fixed_accuracy(cascade, inputs, labels, count) -> list[float]:
+    """Top-1 of every subnet from one pass that escalates each image to the top (cached)."""
+    correct = np.zeros(cascade.num_subnets)
+    for i in range(count):
+        escalate_all(cascade, inputs(i))
+        correct += np.argmax(cascade.cache.logits[:, 0], axis=1) == labels[i]
+    return [float(c / count) for c in correct]
+
+
+def profile_bundle(args, profile, detected: bool) -> dict:
+    mode = MODES["quick" if args.quick else "full"]
+    thermometer = Thermometer(profile)
+    threads = args.threads or profile.default_threads
+    started = time.perf_counter()
+    load_start = time.perf_counter()
+    bundle = load_bundle(args.bundle)
+    verified = time.perf_counter()
+    cascade = Cascade(bundle, runtime=args.runtime, threads=threads, precision=args.precision)
+    loaded = time.perf_counter()
+    rss_after_load = psutil.Process().memory_info().rss / 2**20
+    k_top = cascade.num_subnets
+    size = cascade.input_shape[1]
+    frames, labels = eval_frames(bundle, mode["frames"])
+    inputs = feed(cascade, frames, size)
+    skipped = []
+    if labels is None:
+        skipped.append({"section": "accuracy (fixed subnets, cascade, router)",
+                        "reason": "the bundle carries no labeled images (manifest eval_set is "
+                                  "null); latency was measured on seeded synthetic frames"})
+
+    startup = benchmark(lambda: escalate_all(cascade, inputs(0)), mode["warmup"], 0)
+    trunk_ms, incremental_ms = stage_latencies(cascade, inputs, mode["runs"])
+    thermometer.read()
+
+    sampler = SensorSampler(BoardSensors(profile))
+    cumulative = [run_policy(cascade, make_policy(f"fixed:{k}", bundle, 1.0), bundle, frames,
+                             labels, mode["runs"]) for k in range(1, k_top + 1)]
+    cached = [time_call(lambda: escalate_all(cascade, inputs(i))) for i in range(mode["runs"])]
+    recompute = [time_call(lambda: escalate_recomputing(cascade, inputs(i)))
+                 for i in range(mode["runs"])]
+    thermometer.read()
+
+    sweep = []
+    for n in thread_counts(profile.cores, threads):
+        other = cascade if n == threads else Cascade(bundle, runtime=args.runtime, threads=n,
+                                                     precision=args.precision)
+        other.warm_up(mode["warmup"])
+        run = run_policy(other, make_policy(f"fixed:{k_top}", bundle, 1.0), bundle, frames,
+                         labels, mode["thread_runs"])
+        sweep.append({"threads": n, "full_ms": run["latency_ms"]})
+    thermometer.read()
+
+    count = min(len(frames), mode["frames"])
+    accuracy = fixed_accuracy(cascade, inputs, labels, count) if labels is not None else [None] * k_top
+    cascade_run = run_policy(cascade, make_policy("cascade", bundle, 1.0), bundle, frames, labels,
+                             count)
+    limits = ThermalLimits(profile.soft_throttle_c, profile.hard_throttle_c)
+    budgets = args.budgets or budgets_between(cumulative[0]["latency_ms"]["p50"],
+                                              cumulative[-1]["latency_ms"]["p50"], mode["budgets"])
+    router_runs = []
+    for budget in budgets:
+        policy = make_policy("router", bundle, budget / 1e3, limits=limits, sensors=sampler)
+        run = run_policy(cascade, policy, bundle, frames, labels, count, sampler)
+        run["budget_ms"] = budget
+        run["over_budget_fraction"] = float(np.mean(np.asarray(run["samples_ms"]) > budget))
+        router_runs.append(run)
+    trace_run = router_runs[len(router_runs) // 2]
+
+    subnets = []
+    for spec, inc, cum, acc in zip(sorted(bundle.manifest["subnets"], key=lambda s: s["index"]),
+                                   incremental_ms, cumulative, accuracy):
+        subnets.append({"index": spec["index"], "macs_incremental": spec["macs_incremental"],
+                        "macs_cumulative": spec["macs_cumulative"],
+                        "host_accuracy": spec.get("accuracy"), "accuracy": acc,
+                        "incremental_ms": summarize(inc), "cumulative_ms": cum["latency_ms"],
+                        "cumulative_samples_ms": cum["samples_ms"]})
+    with_cache, recomputing = summarize(cached), summarize(recompute)
+    h, w = bundle.input_size
+    return {
+        "format": REPORT_FORMAT, "format_version": REPORT_VERSION,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "python device/profile.py " + " ".join(shlex.quote(a) for a in args.argv),
+        "mode": "quick" if args.quick else "full",
+        "board": {"name": profile.name, "description": profile.description, "detected": detected,
+                  "cores": profile.cores, "threads": threads, "machine": platform.machine(),
+                  "python": platform.python_version(), "cpu": cpu_name(), "notes": profile.notes},
+        "runtime": {"name": cascade.runtime_name, "numpy": np.__version__},
+        "bundle": {"name": bundle.name, "path": str(Path(args.bundle)), "arch": bundle.manifest["arch"],
+                   "dataset": bundle.manifest["dataset"], "precision": args.precision,
+                   "subnets": k_top, "input_hw": [h, w],
+                   "eval_images": 0 if labels is None else int(count)},
+        "load": {"verify_ms": (verified - load_start) * 1e3,
+                 "interpreters_ms": (loaded - verified) * 1e3,
+                 "bundle_load_ms": (loaded - load_start) * 1e3,
+                 "first_inference_ms": startup["first_ms"], "warmup_runs": mode["warmup"],
+                 "warmup_ms": startup["warmup_ms"], "steady_runs": mode["runs"]},
+        "trunk": {"latency_ms": summarize(trunk_ms)},
+        "subnets": subnets,
+        "cache": {"with_cache_ms": with_cache, "recompute_ms": recomputing,
+                  "ratio": with_cache["p50"] / recomputing["p50"]},
+        "threads": sweep,
+        "cascade": {"control": float(bundle.manifest["router"]["initial"]),
+                    "latency_ms": cascade_run["latency_ms"], "accuracy": cascade_run["accuracy"],
+                    "exit_mix": cascade_run["exit_mix"]},
+        "router": [{"budget_ms": r["budget_ms"], "frames": r["frames"], "latency_ms": r["latency_ms"],
+                    "over_budget_fraction": r["over_budget_fraction"], "exit_mix": r["exit_mix"],
+                    "accuracy": r["accuracy"]} for r in router_runs],
+        "router_trace": {"budget_ms": trace_run["budget_ms"], "latency_ms": trace_run["samples_ms"],
+                         "exit_subnet": trace_run["exits"]},
+        "memory": {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                   "rss_after_load_mib": rss_after_load},
+        "thermal": thermometer.summary(),
+        "skipped": skipped,
+        "duration_s": time.perf_counter() - started,
+    }
+
+
+def parse_budgets(text: str) -> list[float]:
+    try:
+        values = [float(v.strip().removesuffix("ms")) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--budgets {text!r}: give milliseconds, e.g. 5,8,12") from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"--budgets {text!r}: every budget must be > 0 ms")
+    return values
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bundle", type=Path, help="bundle folder (default: the bundle holding "
+                        "this device/ folder)")
+    parser.add_argument("--board", default="auto", help="board profile name, a .toml path, or auto")
+    parser.add_argument("--threads", type=int, help="interpreter threads (default: the profile's)")
+    parser.add_argument("--runtime", choices=("litert", "tflite-runtime", "tensorflow"))
+    parser.add_argument("--precision", default="fp32", help="fp32 or int8 (if the bundle has it)")
+    parser.add_argument("--budgets", type=parse_budgets, help="router budgets in ms, e.g. 5,8,12 "
+                        "(default: spread between subnet 1's and subnet K's measured cost)")
+    parser.add_argument("--out", type=Path, help="report folder (default: "
+                        "profiles/reports/<board>/<bundle>)")
+    parser.add_argument("--quick", action="store_true", help="short runs (tests, smoke checks)")
+    args = parser.parse_args(argv)
+    args.argv = argv
+    if args.threads is not None and args.threads < 1:
+        print(f"error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
+        return 2
+    try:
+        args.bundle = args.bundle or default_bundle_dir(__file__)
+        profile = resolve_profile(args.board)
+        report = profile_bundle(args, profile, detected=args.board in (None, "", "auto"))
+    except (BoardError, BundleError, CascadeError, PolicyError, RuntimeUnavailable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = args.out or profiles_dir() / "reports" / report["board"]["name"] / report["bundle"]["name"]
+    written = write_report(report, out)
+    print(f"profiled {report['bundle']['name']} on {report['board']['name']} in "
+          f"{report['duration_s']:.1f} s; wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""Routing policies: which entropy thresholds a frame uses, and how they move with feedback.
+
+The control value q (an exit quantile, device/entropy.py) maps through the calibrated
+quantiles to one threshold per subnet: higher q means more early exits, a cheaper frame.
+
+  router   the sliding-update router. q starts at the calibrated setting and moves with a
+           sliding window of measured frame latencies against the budget: every frame over
+           the budget raises q by `step_up`; once a whole window has run within the budget q
+           falls by `step_down` per frame, never below the calibrated floor, under which
+           calibration shows no accuracy gain. Two sensors act before the latency shows
+           trouble: near the board profile's soft throttle point the temperature sets a rising
+           lower bound on q (at the hard point q is 1: subnet 1 answers), and a jump in the
+           CPU load of other processes raises q by `step_up` at once. The deadline guard
+           (Cascade.infer) is on.
+  fixed:K  always subnet K, no guard: the baseline that shows what a fixed model costs.
+  cascade  the calibrated thresholds, no feedback, no guard.
+
+Sensors and the clock are injected so that tests drive the router with fakes.
+"""
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import psutil
+
+from device.entropy import thresholds_for_control
+
+CONTROL_STEPS = 1000  # q moves on a grid of 1/1000, so thresholds come from a table, not per-frame interpolation
+POLICY_FORMS = "router, cascade, fixed:K (K = 1..number of subnets)"
+
+
+class PolicyError(ValueError):
+    """A --policy value that cannot be used; the message lists the accepted forms."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One look at the board: system CPU %, CPU % of other processes, temperature (C or None)."""
+    cpu_load: float | None
+    other_load: float | None
+    temperature: float | None
+
+
+@dataclass(frozen=True)
+class ThermalLimits:
+    soft_c: float
+    hard_c: float
+
+
+class BoardSensors:
+    """CPU load and temperature through psutil (device/sensors.py reads the board profile's sensors).
+
+    other_load subtracts this process's own share, so a busy cascade does not look like
+    contention from elsewhere.
+    """
+
+    def __init__(self, profile):
+        from device.sensors import cpu_load, read_temperature  # issue 5's reader, same folder
+        self._profile = profile
+        self._cpu_load = cpu_load
+        self._read_temperature = read_temperature
+        self._process = psutil.Process()
+        self._cores = os.cpu_count() or 1
+        self._cpu_load()
+        self._process.cpu_percent(None)
+
+    def __call__(self) -> Reading:
+        system = self._cpu_load()
+        own = self._process.cpu_percent(None) / self._cores
+        return Reading(system, max(0.0, system - own), self._read_temperature(self._profile))
+
+
+class SensorSampler:
+    """Reads the sensors at most once per period: psutil and sysfs are too slow for every frame."""
+
+    def __init__(self, read, clock=time.monotonic, period_s: float = 0.5):
+        self._read = read
+        self._clock = clock
+        self._period_s = period_s
+        self._next = float("-inf")
+        self.reading = Reading(None, None, None)
+
+    def poll(self) -> Reading:
+        now = self._clock()
+        if now >= self._next:
+            self.reading = self._read()
+            self._next = now + self._period_s
+        return self.reading
+
+
+@dataclass(frozen=True)
+class RouterSettings:
+    window: int = 20              # frames in the sliding window
+    step_up: float = 0.1          # q added for each frame over the budget
+    step_down: float = 0.02       # q removed per frame once a window ran within the budget
+    thermal_margin_c: float = 5.0  # the temperature bound on q starts this far below the soft point
+    load_jump: float = 40.0       # a rise of other processes' CPU % this large raises q at once
+
+
+class FixedPolicy:
+    """Always subnet k: subnets 1..k-1 never exit early, k always answers; no deadline guard."""
+
+    def __init__(self, num_subnets: int, k: int):
+        if not 1 <= k <= num_subnets:
+            raise PolicyError(f"policy fixed:{k}: the bundle has subnets 1..{num_subnets}; "
+                              f"accepted forms: {POLICY_FORMS}")
+        self.name = f"fixed:{k}"
+        self.thresholds = np.full(num_subnets, np.inf)
+        self.thresholds[: k - 1] = -np.inf
+        self.control = None
+        self.deadline_s = None
+
+    def update(self, latency_s: float) -> None:
+        """No feedback."""
+
+
+class CascadePolicy(FixedPolicy):
+    """The calibrated thresholds at the bundle's initial control value, without feedback."""
+
+    def __init__(self, quantiles: np.ndarray, control: float):
+        self.name = "cascade"
+        self.control = float(control)
+        self.thresholds = thresholds_for_control(quantiles, self.control)
+        self.deadline_s = None
+
+
+class Router:
+    """The sliding-update router (see the module docstring)."""
+
+    name = "router"
+
+    def __init__(self, quantiles: np.ndarray, budget_s: float, initial: float, floor: float,
+                 limits: ThermalLimits | None = None, sensors: SensorSampler | None = None,
+                 settings: RouterSettings = RouterSettings()):
+        if budget_s <= 0:
+            raise ValueError(f"budget must be > 0 s, got {budget_s}")
+        self._table = np.array([thresholds_for_control(quantiles, q)
+                                for q in np.linspace(0.0, 1.0, CONTROL_STEPS + 1)])
+        self.budget_s = budget_s
+        self.deadline_s = budget_s
+        self.floor = float(np.clip(floor, 0.0, 1.0))
+        self.limits = limits
+        self.sensors = sensors
+        self.settings = settings
+        self.reading = Reading(None, None, None)
+        self._within = 0  # consecutive frames within the budget
+        self._load_rose = False
+        self._sense()
+        self._set_control(float(initial))
+
+    def _set_control(self, value: float) -> None:
+        lowest = math.ceil(self.lower_bound() * CONTROL_STEPS - 1e-9)  # never below the bound
+        step = max(lowest, min(CONTROL_STEPS, round(value * CONTROL_STEPS)))
+        self.control = step / CONTROL_STEPS
+        self.thresholds = self._table[step]
+
+    def thermal_bound(self) -> float:
+        """Lowest q the temperature allows: the floor when cool, rising linearly from
+        (soft - margin) to 1.0 at the hard throttle point."""
+        t = self.reading.temperature
+        if t is None or self.limits is None:
+            return self.floor
+        start = self.limits.soft_c - self.settings.thermal_margin_c
+        if t <= start:
+            return self.floor
+        span = max(self.limits.hard_c - start, 1e-6)
+        return min(1.0, self.floor + (1.0 - self.floor) * (t - start) / span)
+
+    def lower_bound(self) -> float:
+        return max(self.floor, self.thermal_bound())
+
+    def _sense(self) -> None:
+        """Take the latest reading; note whether other processes' load jumped since the last one."""
+        if self.sensors is None:
+            return
+        reading = self.sensors.poll()
+        if reading is not self.reading:
+            before, now = self.reading.other_load, reading.other_load
+            self._load_rose = (before is not None and now is not None
+                               and now - before >= self.settings.load_jump)
+            self.reading = reading
+
+    def update(self, latency_s: float) -> None:
+        """Feed one frame's measured latency (seconds); moves q for the next frame."""
+        self._sense()
+        s = self.settings
+        if latency_s > self.budget_s or self._load_rose:
+            self._within = 0
+            self._load_rose = False
+            self._set_control(self.control + s.step_up)
+            return
+        self._within += 1
+        if self._within >= s.window:
+            self._set_control(self.control - s.step_down)
+        else:
+            self._set_control(self.control)  # re-apply a bound the temperature may have raised
+
+
+def make_policy(spec: str, bundle, budget_s: float, limits: ThermalLimits | None = None,
+                sensors: SensorSampler | None = None):
+    """--policy value -> policy object; PolicyError lists the accepted forms."""
+    router = bundle.manifest["router"]
+    if spec == "router":
+        return Router(bundle.entropy_quantiles(), budget_s, router["initial"], router["floor"],
+                      limits=limits, sensors=sensors)
+    if spec == "cascade":
+        return CascadePolicy(bundle.entropy_quantiles(), router["initial"])
+    if spec.startswith("fixed:"):
+        try:
+            k = int(spec.split(":", 1)[1])
+        except ValueError:
+            raise PolicyError(f"policy '{spec}': K must be a whole number; "
+                              f"accepted forms: {POLICY_FORMS}") from None
+        return FixedPolicy(bundle.num_subnets, k)
+    raise PolicyError(f"unknown policy '{spec}'; accepted forms: {POLICY_FORMS}")

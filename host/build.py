@@ -1,0 +1,186 @@
+"""The host's one command: train (or reuse a checkpoint) -> calibrate -> convert -> verify -> bundle.
+
+    python host/build.py --arch mobilenet --data ../shared/datasets/cifar10-jpg.tar.gz [--quantize int8]
+
+writes dist/<arch>-<dataset>/ and dist/<arch>-<dataset>.tar.gz, then prints one row per
+subnet: MACs, params, top-1, fp32 (and int8) latency on this host, file size. The training
+flags of host/train.py pass through (--out is the checkpoint folder there and here; the
+bundle goes under --dist). Bad input ends in one 'error:' line and exit status 2.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from converters.bundle import BundleExistsError, BundleSpec, PrecisionFiles, refuse_existing, write_bundle  # noqa: E402
+from converters.export import ExportError, export_fp32, trunk_shape  # noqa: E402
+from converters.parity import MIN_PARITY_IMAGES, ParityError, check_fp32, check_int8, measure, torch_reference  # noqa: E402
+from converters.quantize import export_int8  # noqa: E402
+from converters.tflite_chain import Chain  # noqa: E402
+from device.entropy import thresholds_for_control  # noqa: E402
+from host import checkpoint  # noqa: E402
+from host.calibrate import calibrate  # noqa: E402
+from host.cli import USER_ERRORS, CliError, OneLineParser, add_training_args, resolve_settings, run_training  # noqa: E402
+from host.complexity import subnet_costs  # noqa: E402
+from host.data import dataset_name, load_cifar_like  # noqa: E402
+from host.evaluate import collect_logits, top1  # noqa: E402
+
+EVAL_SET_SIZE = 500         # labeled test images shipped in the bundle for on-board accuracy
+INT8_CALIB_IMAGES = 200     # training images the int8 observers see
+BUILD_ERRORS = USER_ERRORS + (ExportError, ParityError, BundleExistsError)
+
+
+@dataclass
+class Trained:
+    """What the build needs from training, whether it just ran or came from --checkpoint."""
+    net: object
+    splits: object
+    accuracy: list
+    costs: dict
+    calibration: dict
+
+
+def parse_args(argv=None):
+    parser = add_training_args(OneLineParser(description=__doc__.splitlines()[0]))
+    g = parser.add_argument_group("build")
+    g.add_argument("--checkpoint", type=Path, help="reuse this checkpoint folder instead of training")
+    g.add_argument("--quantize", choices=["int8"], help="also ship post-training int8 files")
+    g.add_argument("--dist", type=Path, default=Path("dist"), help="bundle output root (default dist/)")
+    g.add_argument("--force", action="store_true", help="replace an existing bundle")
+    g.add_argument("--threads", type=int, default=1, help="interpreter threads for the latency figures")
+    return parser.parse_args(argv)
+
+
+def stage(number: int, text: str) -> float:
+    print(f"[{number}/5] {text}", file=sys.stderr, flush=True)
+    return time.time()
+
+
+def from_checkpoint(args) -> Trained:
+    """Load --checkpoint (refusing another arch), then measure and calibrate it like a fresh run."""
+    net, _ = checkpoint.load(args.checkpoint, expected_arch=args.arch)
+    settings = resolve_settings(args)
+    splits = load_cifar_like(args.data, net.cfg.img_size, settings.limit_train, settings.calib_size,
+                             settings.train.seed, limit_test=settings.limit_test)
+    if len(splits.classes) != net.cfg.num_classes:
+        raise CliError(f"checkpoint {args.checkpoint} has {net.cfg.num_classes} classes but --data has "
+                       f"{len(splits.classes)}; pass the data it was trained on")
+    costs = subnet_costs(net)
+    accuracy = top1(collect_logits(net, splits.test, device=args.device), splits.test.labels)
+    return Trained(net, splits, accuracy, costs, calibrate(net, splits.calib, costs, device=args.device))
+
+
+def train_or_load(args) -> Trained:
+    if args.checkpoint is not None:
+        return from_checkpoint(args)
+    result = run_training(args)
+    return Trained(result.net, result.splits, result.accuracy, result.costs, result.calibration)
+
+
+def subnet_entries(trained: Trained) -> list:
+    """Manifest subnet entries: costs + feature layout + test and calibration figures."""
+    net = trained.net
+    return [{**cost, "feature_dim": net.feature_dims[k], "feature_offset": net.feature_offsets[k],
+             "accuracy": trained.accuracy[k], "calib_accuracy": cal["calib_accuracy"],
+             "entropy_quantiles": cal["entropy_quantiles"]}
+            for k, (cost, cal) in enumerate(zip(trained.costs["subnets"], trained.calibration["subnets"]))]
+
+
+def exit_thresholds(calibration: dict) -> np.ndarray:
+    quantiles = np.array([s["entropy_quantiles"] for s in calibration["subnets"]])
+    return thresholds_for_control(quantiles, calibration["router"]["initial"])
+
+
+def convert_and_verify(trained: Trained, quantize: str | None, work: Path, threads: int) -> tuple:
+    """Export every precision, check parity, time on this host: ({name: PrecisionFiles}, {name: latency})."""
+    net, test = trained.net.cpu().eval(), trained.splits.test
+    if len(test) < MIN_PARITY_IMAGES:
+        raise CliError(f"parity needs >= {MIN_PARITY_IMAGES} test images, the test split has {len(test)}; "
+                       f"raise --limit-test")
+    started = stage(3, "convert: litert-torch export" + (" + int8 PTQ" if quantize else ""))
+    exported = {"fp32": export_fp32(net, work)}
+    if quantize == "int8":
+        calib = trained.splits.train.images[:INT8_CALIB_IMAGES]
+        exported["int8"] = export_int8(net, calib, work)
+    print(f"      converted in {time.time() - started:.0f}s", file=sys.stderr)
+
+    stage(4, f"verify: parity with PyTorch on {len(test)} test images, latency on this host")
+    reference = torch_reference(net, test.images)
+    thresholds = exit_thresholds(trained.calibration)
+    precisions, latency = {}, {}
+    for name, files in exported.items():
+        chain = Chain(files.trunk, files.subnets, threads=threads)
+        parity, cascade = measure(net, chain, test.images, test.labels, thresholds, reference)
+        check_fp32(parity) if name == "fp32" else check_int8(parity, precisions["fp32"].parity)
+        precisions[name] = PrecisionFiles(files.trunk, files.subnets, parity, cascade)
+        latency[name] = chain.latency_ms(test.images[0])
+    return precisions, latency
+
+
+def summary(trained: Trained, precisions: dict, latency: dict) -> str:
+    """One row per subnet, benchmark_model style: cost, accuracy, host latency, file size."""
+    names = list(precisions)
+    head = (f"{'subnet':>6} {'MMACs inc':>9} {'MMACs cum':>9} {'params cum':>10} {'top-1':>7} "
+            + " ".join(f"{n + ' ms':>8} {n + ' KB':>8} {n + ' top-1':>10}" for n in names))
+    rows = [head]
+    for k, cost in enumerate(trained.costs["subnets"]):
+        cells = []
+        for n in names:
+            path = precisions[n].subnets[k]
+            cells.append(f"{latency[n][path.name]:>8.2f} {path.stat().st_size / 1024:>8.0f} "
+                         f"{precisions[n].parity[path.name]['top1']:>10.2%}")
+        rows.append(f"{k + 1:>6} {cost['macs_incremental'] / 1e6:>9.2f} {cost['macs_cumulative'] / 1e6:>9.2f} "
+                    f"{cost['params_cumulative']:>10,} {trained.accuracy[k]:>7.2%} " + " ".join(cells))
+    trunk = " ".join(f"{n}: trunk {latency[n][precisions[n].trunk.name]:.2f} ms, full cascade "
+                     f"{latency[n]['cascade']:.2f} ms" for n in names)
+    return "\n".join(rows + [f"latency (median, 1 image, this host) {trunk}"])
+
+
+def expected_name(args) -> str:
+    """<arch>-<dataset> as host.data will name the dataset (CIFAR-10 when --data is not given)."""
+    return f"{args.arch}-{dataset_name(Path(args.data)) if args.data else 'cifar10'}"
+
+
+def build(args) -> tuple:
+    """The whole pipeline; returns (bundle folder, archive)."""
+    refuse_existing(args.dist / expected_name(args), args.force)  # before minutes of training
+    started = stage(1, "train" if args.checkpoint is None else f"load checkpoint {args.checkpoint}")
+    trained = train_or_load(args)
+    print(f"      done in {time.time() - started:.0f}s", file=sys.stderr)
+    name = f"{trained.net.cfg.arch}-{trained.splits.name}"
+    stage(2, f"calibrate: router initial control {trained.calibration['router']['initial']:.2f}")
+    with tempfile.TemporaryDirectory(prefix="dynedge-build-") as work:
+        precisions, latency = convert_and_verify(trained, args.quantize, Path(work), args.threads)
+        stage(5, f"bundle: {args.dist / name}")
+        test = trained.splits.test
+        spec = BundleSpec(
+            arch=trained.net.cfg.arch, dataset=trained.splits.name, labels=trained.splits.classes,
+            img_size=trained.net.cfg.img_size, trunk_shape=trunk_shape(trained.net),
+            trunk_costs=trained.costs["trunk"], subnets=subnet_entries(trained),
+            router=trained.calibration["router"], precisions=precisions,
+            eval_images=test.images[:EVAL_SET_SIZE], eval_labels=test.labels[:EVAL_SET_SIZE])
+        folder, archive = write_bundle(spec, args.dist, force=args.force)
+        print(summary(trained, precisions, latency))
+    return folder, archive
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        folder, archive = build(args)
+    except BUILD_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"bundle: {folder}  archive: {archive}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

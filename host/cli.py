@@ -1,0 +1,197 @@
+"""The training flags every host command shares, and run_training(): data -> train -> evaluate -> calibrate.
+
+host/build.py adds these flags to its own parser and calls run_training(args);
+`python host/train.py ...` runs training alone through main() here. Bad input ends in one
+line on stderr starting with 'error:' and exit status 2, never a traceback.
+"""
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from host import checkpoint
+from host.calibrate import calibrate
+from host.checkpoint import CheckpointError
+from host.complexity import subnet_costs
+from host.data import DataError, Splits, load_cifar_like
+from host.evaluate import collect_logits, top1
+from host.network import ARCHS, DynamicNet, NetConfig
+from host.presets import PRESETS
+from host.train import TrainConfig, train
+
+
+class CliError(ValueError):
+    """Flag values that are individually valid but do not fit together."""
+
+
+USER_ERRORS = (CliError, DataError, CheckpointError)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one 'error: ...' line (exit 2) instead of usage + message."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def on_off(text: str) -> bool:
+    if text not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+    return text == "on"
+
+
+def add_training_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the shared training flags; None defaults are filled from --preset by resolve_settings()."""
+    g = parser.add_argument_group("training")
+    g.add_argument("--arch", default="mobilenet", choices=ARCHS, help="base architecture (default mobilenet)")
+    g.add_argument("--data", default=None,
+                   help="ImageFolder dir (train/<class>/*, test/<class>/*) or a .tar.gz of one; "
+                        "default: download CIFAR-10")
+    g.add_argument("--preset", default="quick", choices=sorted(PRESETS), help="training recipe (default quick)")
+    g.add_argument("--epochs", type=int, help="training epochs (preset)")
+    g.add_argument("--batch-size", type=int, help="batch size (preset)")
+    g.add_argument("--lr", type=float, help="peak learning rate (preset)")
+    g.add_argument("--img-size", type=int, default=32, help="input side in pixels (default 32)")
+    g.add_argument("--subnets", type=int, default=4, help="number of subnets K (default 4)")
+    g.add_argument("--widths", default=None,
+                   help="comma list of K width fractions summing to at most 1 (default 1/K each)")
+    g.add_argument("--limit-train", type=int, help="train on N images only (smoke runs)")
+    g.add_argument("--limit-test", type=int, help="evaluate on N test images only (smoke runs)")
+    g.add_argument("--calib-size", type=int, help="images held out of train for calibration (preset)")
+    g.add_argument("--distill", type=on_off, default=True, metavar="on|off", help="in-place distillation (default on)")
+    g.add_argument("--frozen-update", type=on_off, default=True, metavar="on|off",
+                   help="frozen updating (default on)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    g.add_argument("--out", default=None, help="checkpoint folder (default runs/<arch>-<dataset>)")
+    g.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    return parser
+
+
+def parse_widths(text: str | None, k: int) -> list:
+    """K width fractions from '0.25,0.25,...' (default uniform 1/K); refuses a wrong count or a sum past 1."""
+    if k < 1:
+        raise CliError(f"--subnets must be at least 1, got {k}")
+    if text is None:
+        return [round(1.0 / k, 6)] * k
+    try:
+        widths = [float(w) for w in text.split(",")]
+    except ValueError:
+        raise CliError(f"--widths {text!r} is not a comma list of numbers, e.g. 0.25,0.25,0.25,0.25") from None
+    if len(widths) != k:
+        raise CliError(f"--widths has {len(widths)} value(s) but --subnets is {k}; give exactly {k}")
+    if any(w <= 0 for w in widths):
+        raise CliError(f"--widths {text} must all be positive")
+    if sum(widths) > 1.0 + 1e-6:
+        raise CliError(f"--widths {text} sum to {sum(widths):.3f}; they must sum to at most 1")
+    return widths
+
+
+@dataclass
+class Settings:
+    net: NetConfig
+    train: TrainConfig
+    limit_train: int | None
+    limit_test: int | None
+    calib_size: int
+
+
+def resolve_settings(args) -> Settings:
+    """Merge the preset with explicit flags and check that they fit together."""
+    preset = PRESETS[args.preset]
+
+    def pick(name):
+        value = getattr(args, name)
+        return preset[name] if value is None else value
+
+    for name in ("epochs", "batch_size", "img_size", "limit_train", "limit_test", "calib_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise CliError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    try:
+        net = NetConfig(arch=args.arch, img_size=args.img_size, widths=parse_widths(args.widths, args.subnets))
+    except ValueError as exc:  # NetConfig's own checks (e.g. --img-size too small)
+        raise CliError(str(exc)) from None
+    cfg = TrainConfig(epochs=pick("epochs"), batch_size=pick("batch_size"), lr=pick("lr"),
+                      warmup_epochs=preset["warmup_epochs"], distill=args.distill,
+                      frozen_update=args.frozen_update, seed=args.seed, device=args.device)
+    return Settings(net, cfg, pick("limit_train"), args.limit_test, pick("calib_size"))
+
+
+@dataclass
+class TrainingResult:
+    net: DynamicNet
+    splits: Splits
+    accuracy: list  # per-subnet test top-1, 0..1
+    costs: dict  # host.complexity.subnet_costs
+    calibration: dict  # host.calibrate.calibrate
+    checkpoint_dir: Path
+    history: list
+    test_logits: object  # (K, N, classes) numpy array
+    seconds: dict  # wall time of each stage
+
+
+def prepare_network(settings: Settings, out: Path, resume: bool, num_classes: int) -> DynamicNet:
+    """A fresh network, or with --resume the checkpoint's, which must match the requested config."""
+    settings.net.num_classes = num_classes
+    if resume and checkpoint.exists(out):
+        net, _ = checkpoint.load(out, expected_arch=settings.net.arch)
+        if net.cfg.to_dict() != settings.net.to_dict():
+            raise CheckpointError(f"checkpoint {out} was trained with {net.cfg.to_dict()}, not "
+                                  f"{settings.net.to_dict()}; pass the same flags or another --out")
+        return net
+    if resume:
+        print(f"warning: --resume but no checkpoint in {out}; starting from scratch", file=sys.stderr)
+    return DynamicNet(settings.net)
+
+
+def run_training(args) -> TrainingResult:
+    """Load data, train (or resume), then measure per-subnet test top-1, costs and calibration."""
+    settings = resolve_settings(args)
+    started = time.time()
+    splits = load_cifar_like(args.data, settings.net.img_size, settings.limit_train, settings.calib_size,
+                             settings.train.seed, limit_test=settings.limit_test)
+    out = Path(args.out) if args.out else Path("runs") / f"{settings.net.arch}-{splits.name}"
+    seconds = {"data": time.time() - started}
+    net = prepare_network(settings, out, args.resume, len(splits.classes))
+    meta = {"dataset": splits.name, "classes": splits.classes, "preset": args.preset}
+    started = time.time()
+    history = train(net, splits, settings.train, checkpoint_dir=out, resume=args.resume, meta=meta)
+    seconds["train"] = time.time() - started
+    started = time.time()
+    costs = subnet_costs(net)
+    test_logits = collect_logits(net, splits.test, device=settings.train.device)
+    accuracy = top1(test_logits, splits.test.labels)
+    seconds["evaluate"] = time.time() - started
+    started = time.time()
+    calibration = calibrate(net, splits.calib, costs, device=settings.train.device)
+    seconds["calibrate"] = time.time() - started
+    checkpoint.update_config(out, {"results": {"test_top1": accuracy, "test_count": len(splits.test),
+                                               "costs": costs, "calibration": calibration, "seconds": seconds}})
+    return TrainingResult(net, splits, accuracy, costs, calibration, out, history, test_logits, seconds)
+
+
+def summary_lines(result: TrainingResult) -> list:
+    """One line per subnet (MACs, params, test top-1) and the router's calibrated setting."""
+    lines = [f"{'subnet':>6} {'MMACs cum':>10} {'params cum':>11} {'test top-1':>10} {'calib top-1':>11}"]
+    for cost, acc, cal in zip(result.costs["subnets"], result.accuracy, result.calibration["subnets"]):
+        lines.append(f"{cost['index']:>6} {cost['macs_cumulative'] / 1e6:>10.2f} {cost['params_cumulative']:>11,} "
+                     f"{100 * acc:>9.2f}% {100 * cal['calib_accuracy']:>10.2f}%")
+    router = result.calibration["router"]
+    lines.append(f"router: initial control {router['initial']:.2f}, floor {router['floor']:.2f}; "
+                 f"checkpoint {result.checkpoint_dir}; seconds " +
+                 ", ".join(f"{k} {v:.0f}" for k, v in result.seconds.items()))
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = add_training_args(OneLineParser(description="Train, evaluate and calibrate the dynamic network."))
+    args = parser.parse_args(argv)
+    try:
+        result = run_training(args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(summary_lines(result)))
+    return 0

@@ -1,0 +1,49 @@
+"""A real, tiny bundle built once per test session through host/build.py (the user's command).
+
+Other tests (device runtime, profiling) take the `tiny_bundle` fixture: the Path of a bundle
+folder with model/manifest.json, trunk.tflite, subnet_1..3.tflite, their int8 twins,
+eval.npz and the device/ copy. Scripts can call build_tiny_bundle(out_dir) directly.
+
+The network is deliberately small (ResNet branches of 1/16 width, 3 subnets, 32 px, a few
+training steps on shared CIFAR-10 images) so the build takes well under a minute; its
+accuracy is near chance, which is fine for exercising the plumbing.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_ARGS = ["--arch", "resnet", "--subnets", "3", "--widths", "0.0625,0.0625,0.0625", "--img-size", "32",
+             "--limit-train", "128", "--batch-size", "32", "--epochs", "1", "--calib-size", "200",
+             "--limit-test", "1000", "--quantize", "int8"]
+BUILD_LOG = "build.log"
+
+
+def shared_cifar() -> Path:
+    root = Path(os.environ.get("DYNEDGE_SHARED", REPO.parent / "shared"))
+    return root / "datasets" / "cifar10-jpg.tar.gz"
+
+
+def build_tiny_bundle(out_dir: Path, extra_args: list = ()) -> Path:
+    """Run host/build.py on the tiny config into out_dir/dist; return the bundle folder.
+
+    stdout and stderr are kept in out_dir/build.log; a failed build raises with its tail.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, str(REPO / "host" / "build.py"), *TINY_ARGS, "--data", str(shared_cifar()),
+           "--out", str(out_dir / "checkpoint"), "--dist", str(out_dir / "dist"), *extra_args]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    (out_dir / BUILD_LOG).write_text(f"$ {' '.join(cmd)}\n{proc.stdout}\n--- stderr ---\n{proc.stderr}")
+    if proc.returncode != 0:
+        raise RuntimeError(f"tiny bundle build failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return out_dir / "dist" / "resnet-cifar10"
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, cifar_tar) -> Path:
+    """The folder of a real tiny bundle (model/, device/, README.md, ...), built once per session."""
+    return build_tiny_bundle(tmp_path_factory.mktemp("tiny_bundle"))

@@ -1,0 +1,105 @@
+"""The cascade engine: cache reuse counted per interpreter, escalation == recomputation, the guard."""
+import numpy as np
+import pytest
+
+from device.cascade import Cascade, CascadeError
+from tests.device_fakes import FakeClock, fake_bundle, fake_factory, reference_logits
+
+NEVER_EXIT = [-np.inf, -np.inf, -np.inf]
+ALWAYS_EXIT = [np.inf, np.inf, np.inf]
+
+
+def image(seed=0, size=8):
+    return np.random.default_rng(seed).uniform(0, 255, (1, size, size, 3)).astype(np.float32)
+
+
+def test_escalation_runs_trunk_once_and_each_subnet_once():
+    factory = fake_factory()
+    cascade = Cascade(fake_bundle(), threads=1, interpreter_factory=factory)
+    result = cascade.infer(image(), NEVER_EXIT)
+    assert result.exit_subnet == 3
+    assert cascade.invokes == {"trunk": 1, "subnet_1": 1, "subnet_2": 1, "subnet_3": 1}
+    assert {n: i.invokes for n, i in factory.made.items()} == cascade.invokes
+    cascade.infer(image(1), ALWAYS_EXIT)
+    assert cascade.invokes == {"trunk": 2, "subnet_1": 2, "subnet_2": 1, "subnet_3": 1}
+
+
+def test_escalation_equals_recomputation_from_scratch():
+    cascade = Cascade(fake_bundle(), threads=1, interpreter_factory=fake_factory())
+    cascade.infer(image(7), ALWAYS_EXIT)  # a previous frame must leave nothing behind
+    x = image(3)
+    result = cascade.infer(x, NEVER_EXIT)
+    for k in (1, 2, 3):
+        np.testing.assert_allclose(cascade.cache.logits[k - 1], reference_logits(x, k), rtol=1e-5)
+    expected = reference_logits(x, 3)[0]
+    assert result.label == int(np.argmax(expected))
+    p = np.exp(expected - expected.max())
+    assert result.score == pytest.approx(float(p.max() / p.sum()), rel=1e-5)
+
+
+def test_exit_at_first_subnet_at_or_under_its_threshold():
+    cascade = Cascade(fake_bundle(), threads=1, interpreter_factory=fake_factory())
+    x = image(5)
+    cascade.run_trunk(x)
+    _, h1, _ = cascade.run_subnet(1)
+    assert cascade.infer(x, [h1, -np.inf, np.inf]).exit_subnet == 1
+    assert cascade.infer(x, [h1 - 1e-6, np.inf, np.inf]).exit_subnet == 2
+
+
+def test_subnets_must_run_in_order_on_a_frame():
+    cascade = Cascade(fake_bundle(), threads=1, interpreter_factory=fake_factory())
+    cascade.run_trunk(image())
+    with pytest.raises(ValueError, match="run subnets in order"):
+        cascade.run_subnet(2)
+
+
+def test_deadline_guard_answers_with_what_it_has():
+    clock = FakeClock()
+    costs = {"trunk": 0.002, "subnet_1": 0.003, "subnet_2": 0.010, "subnet_3": 0.010}
+    cascade = Cascade(fake_bundle(), threads=1, interpreter_factory=fake_factory(clock=clock, costs=costs),
+                      clock=clock)
+    cascade.warm_up(rounds=2)
+    # trunk + subnet 1 = 5 ms; subnet 2 would end at 15 ms: past a 12 ms deadline, within 20 ms.
+    cut = cascade.infer(image(), NEVER_EXIT, deadline_s=0.012)
+    assert (cut.exit_subnet, cut.deadline_cut) == (1, True)
+    assert len(cut.stage_latencies) == 2
+    mid = cascade.infer(image(), NEVER_EXIT, deadline_s=0.020)
+    assert (mid.exit_subnet, mid.deadline_cut) == (2, True)
+    full = cascade.infer(image(), NEVER_EXIT, deadline_s=0.030)
+    assert (full.exit_subnet, full.deadline_cut) == (3, False)
+    assert sum(full.stage_latencies) == pytest.approx(0.025)
+
+
+def test_mismatched_subnet_file_is_named():
+    bundle = fake_bundle()
+    good = fake_factory()
+
+    def factory(path, threads):
+        interp = good(path, threads)
+        if str(path).endswith("subnet_2"):
+            interp._in[1]["shape"] = np.array([1, 99])
+        return interp
+    with pytest.raises(CascadeError, match="subnet_2"):
+        Cascade(bundle, threads=1, interpreter_factory=factory)
+
+
+def test_real_bundle_escalation_matches_fresh_frames(tiny_bundle):
+    """On real TFLite files: escalating through the cache gives each subnet's logits as a fresh run."""
+    from device.bundle import load_bundle
+    bundle = load_bundle(tiny_bundle)
+    cascade = Cascade(bundle, threads=1)
+    h, w = bundle.input_size
+    x = np.random.default_rng(0).uniform(0, 255, (1, h, w, 3)).astype(np.float32)
+    K = bundle.num_subnets
+    before = cascade.invokes
+    cascade.infer(x, [-np.inf] * K)
+    escalated = cascade.cache.logits.copy()
+    assert all(cascade.invokes[n] - before[n] == 1 for n in before)
+    for k in range(1, K + 1):
+        cascade.run_trunk(np.zeros_like(x))  # spoil the cache with another frame first
+        for j in range(1, K + 1):
+            cascade.run_subnet(j)
+        cascade.run_trunk(x)
+        for j in range(1, k + 1):
+            logits, _, _ = cascade.run_subnet(j)
+        np.testing.assert_allclose(logits, escalated[k - 1], rtol=1e-5, atol=1e-5)

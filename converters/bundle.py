@@ -127,7 +127,7 @@ def fill(stage: Path, spec: BundleSpec) -> None:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(REPO / "device", stage / "device", ignore=ignore)
     if (REPO / "profiles").is_dir():
-        shutil.copytree(REPO / "profiles", stage / "profiles", ignore=ignore)
+        shutil.copytree(REPO / "profiles", stage / "profiles", ignore=shutil.ignore_patterns("__pycache__", "reports"))
     shutil.copy2(REPO / "requirements-device.txt", stage / "requirements-device.txt")
     (stage / "README.md").write_text(readme_for(spec))
     model_dir = stage / "model"

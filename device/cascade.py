@@ -10,6 +10,7 @@ Every interpreter is wrapped in a Stage that resolves its signature tensors by n
 (args_0/args_1 in, output_0/output_1 out), counts invokes and keeps a running estimate
 of its cost. device/profile.py reuses run_trunk/run_subnet to time stages one by one.
 """
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from device.cache import FeatureCache
-from device.entropy import softmax_entropy
 from device.runtime import interpreter_factory as default_factory
 
 
@@ -185,6 +185,8 @@ class Cascade:
         self.input_shape = self._input.shape
         self.costs = CostModel(1 + len(self.subnets))  # stage 0 is the trunk, k is subnet k
         self.cache = self._build_cache(len(bundle.labels))
+        self._shifted = np.zeros(len(bundle.labels), dtype=np.float32)  # softmax scratch, reused
+        self._exp = np.zeros(len(bundle.labels), dtype=np.float32)
         self._bind_subnets()
 
     @property
@@ -246,6 +248,11 @@ class Cascade:
             raise ValueError(f"subnet {k} does not exist (1..{self.num_subnets})")
         if self.cache.filled < k - 1:
             raise ValueError(f"subnet {k} needs f_1..f_{k - 1} of this frame; run subnets in order")
+        seconds = self._step(k)
+        return self.cache.logits[k - 1], self.softmax_stats(k)[0], seconds
+
+    def _step(self, k: int) -> float:
+        """Subnet k's invoke with its tensors moved through the cache; returns its seconds."""
         trunk_in, cached_in, f_out, logits_out = self._ports[k - 1]
         trunk_in.write(self.cache.trunk)
         if cached_in is not None:
@@ -253,10 +260,21 @@ class Cascade:
         seconds = self.subnets[k - 1].invoke()
         self.costs.observe(k, seconds)
         f_out.read(self.cache.slot(k))
-        logits = self.cache.logits[k - 1]
-        logits_out.read(logits)
+        logits_out.read(self.cache.logits[k - 1])
         self.cache.filled = k
-        return logits, float(softmax_entropy(logits)[0]), seconds
+        return seconds
+
+    def softmax_stats(self, k: int) -> tuple[float, float]:
+        """(entropy in nats, top-1 probability) of subnet k's cached logits.
+
+        The formula of device.entropy.softmax_entropy, written into preallocated scratch: it
+        runs once or more per frame, where small numpy temporaries cost more than the math.
+        """
+        logits = self.cache.logits[k - 1, 0]
+        np.subtract(logits, logits.max(), out=self._shifted)
+        np.exp(self._shifted, out=self._exp)
+        total = float(self._exp.sum())
+        return math.log(total) - float(np.dot(self._exp, self._shifted)) / total, 1.0 / total
 
     def predicted_cost(self, k: int) -> float:
         """Cautious estimate (seconds) of subnet k's next run (see CostModel)."""
@@ -273,19 +291,22 @@ class Cascade:
         latencies = [self.run_trunk(image)]
         cut = False
         last = self.num_subnets
+        entropy = None
         for k in range(1, last + 1):
             if k > 1 and deadline_s is not None:
                 if self.clock() - start + self.predicted_cost(k) > deadline_s:
                     cut = True
                     break
-            logits, entropy, seconds = self.run_subnet(k)
-            latencies.append(seconds)
-            if k == last or entropy <= thresholds[k - 1]:
-                break
+            latencies.append(self._step(k))
+            entropy = None
+            if k < last and thresholds[k - 1] > -math.inf:  # no entropy needed where no exit is allowed
+                entropy, score = self.softmax_stats(k)
+                if entropy <= thresholds[k - 1]:
+                    break
         exit_k = self.cache.filled
-        logits = self.cache.logits[exit_k - 1, 0]
-        label = int(np.argmax(logits))
-        score = float(1.0 / np.exp(logits - logits[label]).sum())
+        if entropy is None:
+            entropy, score = self.softmax_stats(exit_k)
+        label = int(self.cache.logits[exit_k - 1, 0].argmax())
         return Result(label, score, entropy, exit_k, tuple(latencies), cut)
 
     def warm_up(self, rounds: int = 5) -> None:

@@ -58,6 +58,7 @@ class MetricsServer:
                 pass  # scrapes every few seconds would flood stderr
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = self._server.server_address[1]  # the real one when 0 asked for any free port
         self._thread = threading.Thread(target=self._server.serve_forever, name="dynedge-metrics", daemon=True)
         self._thread.start()
 

@@ -105,13 +105,16 @@ def cpu_name() -> str:
 
 
 def eval_frames(bundle, limit: int):
-    """(BGR frames, labels or None): the bundle's labeled images, else seeded synthetic frames."""
+    """(BGR frames, labels or None): up to `limit` of the bundle's labeled images, else seeded
+    synthetic frames. The subset is a seeded shuffle: eval sets are often stored class by class,
+    and the first images alone would all be one class."""
     data = bundle.eval_set()
+    rng = np.random.default_rng(0)
     if data is not None:
         images, labels = data
-        return np.ascontiguousarray(images[:limit, :, :, ::-1]), labels[:limit]
+        pick = rng.permutation(len(labels))[:limit]
+        return np.ascontiguousarray(images[pick, :, :, ::-1]), labels[pick]
     h, w = bundle.input_size
-    rng = np.random.default_rng(0)
     return rng.integers(0, 256, (SYNTHETIC_FRAMES, h, w, 3), dtype=np.uint8), None
 
 

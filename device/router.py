@@ -26,6 +26,7 @@ import numpy as np
 import psutil
 
 from device.entropy import thresholds_for_control
+from device.sensors import cpu_load, read_temperature
 
 CONTROL_STEPS = 1000  # q moves on a grid of 1/1000, so thresholds come from a table, not per-frame interpolation
 POLICY_FORMS = "router, cascade, fixed:K (K = 1..number of subnets)"
@@ -57,19 +58,16 @@ class BoardSensors:
     """
 
     def __init__(self, profile):
-        from device.sensors import cpu_load, read_temperature  # issue 5's reader, same folder
         self._profile = profile
-        self._cpu_load = cpu_load
-        self._read_temperature = read_temperature
         self._process = psutil.Process()
         self._cores = os.cpu_count() or 1
-        self._cpu_load()
+        cpu_load()  # psutil measures CPU use between calls: start both clocks now
         self._process.cpu_percent(None)
 
     def __call__(self) -> Reading:
-        system = self._cpu_load()
+        system = cpu_load()
         own = self._process.cpu_percent(None) / self._cores
-        return Reading(system, max(0.0, system - own), self._read_temperature(self._profile))
+        return Reading(system, max(0.0, system - own), read_temperature(self._profile))
 
 
 class SensorSampler:

@@ -69,6 +69,9 @@ class Telemetry:
         self.latency_sum = 0.0
         self.last = {}
         self._interval_start = self.started
+        self._budget_ms = round(budget_s * 1e3, 3)
+        # json.JSONEncoder made once; check_circular off: a flat dict of numbers and strings
+        self._encode = json.JSONEncoder(check_circular=False, ensure_ascii=False).encode
 
     def record(self, frame_id: int, result, latency_s: float, control, reading, source) -> None:
         """Log one frame (result: cascade Result; reading: router Reading; source: its counters)."""
@@ -88,7 +91,7 @@ class Telemetry:
             "exit_subnet": result.exit_subnet,
             "deadline_cut": result.deadline_cut,
             "latency_ms": round(latency_s * 1e3, 3),
-            "budget_ms": round(self.budget_s * 1e3, 3),
+            "budget_ms": self._budget_ms,
             "policy": self.policy,
             "router_control": control,
             "cpu_load": reading.cpu_load,
@@ -97,7 +100,7 @@ class Telemetry:
             "bad_frames": source.bad_frames,
         }
         if self.stream is not None:
-            self.stream.write(json.dumps(self.last) + "\n")
+            self.stream.write(self._encode(self.last) + "\n")
             self.stream.flush()
         now = self.clock()
         if now - self._interval_start >= self.summary_every_s:

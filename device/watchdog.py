@@ -4,9 +4,12 @@ Outside systemd NOTIFY_SOCKET is unset and every call does nothing. Under system
 sends READY=1 once the model is loaded and WATCHDOG=1 at half the watchdog interval; if the
 loop hangs, systemd kills and restarts the service (Restart=on-failure).
 """
+import logging
 import os
 import socket
 import time
+
+log = logging.getLogger("dynedge.watchdog")
 
 
 class SystemdNotifier:
@@ -28,9 +31,12 @@ class SystemdNotifier:
     def notify(self, message: str) -> None:
         if not self.enabled:
             return
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.connect(self._address)
-            sock.sendall(message.encode())
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.connect(self._address)
+                sock.sendall(message.encode())
+        except OSError as exc:  # the camera loop must not die because the notify socket went away
+            log.warning("systemd notify %r failed: %s", message.split("\n")[0], exc)
 
     def ready(self, status: str = "") -> None:
         self.notify("READY=1" + (f"\nSTATUS={status}" if status else ""))

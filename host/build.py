@@ -33,6 +33,7 @@ from host.data import dataset_name, load_cifar_like  # noqa: E402
 from host.evaluate import collect_logits, top1  # noqa: E402
 
 EVAL_SET_SIZE = 500         # labeled test images shipped in the bundle for on-board accuracy
+PARITY_IMAGES = 2000        # test images each file is checked on (at least MIN_PARITY_IMAGES)
 INT8_CALIB_IMAGES = 200     # training images the int8 observers see
 BUILD_ERRORS = USER_ERRORS + (ExportError, ParityError, BundleExistsError)
 
@@ -65,7 +66,9 @@ def stage(number: int, text: str) -> float:
 
 def from_checkpoint(args) -> Trained:
     """Load --checkpoint (refusing another arch), then measure and calibrate it like a fresh run."""
-    net, _ = checkpoint.load(args.checkpoint, expected_arch=args.arch)
+    net, config = checkpoint.load(args.checkpoint, expected_arch=args.arch)
+    if args.calib_size is None and "results" in config:  # the split training held out, not images it saw
+        args.calib_size = config["results"]["calibration"]["count"]
     settings = resolve_settings(args)
     splits = load_cifar_like(args.data, net.cfg.img_size, settings.limit_train, settings.calib_size,
                              settings.train.seed, limit_test=settings.limit_test)
@@ -93,6 +96,12 @@ def subnet_entries(trained: Trained) -> list:
             for k, (cost, cal) in enumerate(zip(trained.costs["subnets"], trained.calibration["subnets"]))]
 
 
+def spread(split, count: int):
+    """`count` images evenly spaced over the split (test folders are sorted by class)."""
+    index = np.unique(np.linspace(0, len(split) - 1, min(count, len(split))).astype(int))
+    return split.subset(index)
+
+
 def exit_thresholds(calibration: dict) -> np.ndarray:
     quantiles = np.array([s["entropy_quantiles"] for s in calibration["subnets"]])
     return thresholds_for_control(quantiles, calibration["router"]["initial"])
@@ -100,7 +109,7 @@ def exit_thresholds(calibration: dict) -> np.ndarray:
 
 def convert_and_verify(trained: Trained, quantize: str | None, work: Path, threads: int) -> tuple:
     """Export every precision, check parity, time on this host: ({name: PrecisionFiles}, {name: latency})."""
-    net, test = trained.net.cpu().eval(), trained.splits.test
+    net, test = trained.net.cpu().eval(), spread(trained.splits.test, PARITY_IMAGES)
     if len(test) < MIN_PARITY_IMAGES:
         raise CliError(f"parity needs >= {MIN_PARITY_IMAGES} test images, the test split has {len(test)}; "
                        f"raise --limit-test")
@@ -159,13 +168,13 @@ def build(args) -> tuple:
     with tempfile.TemporaryDirectory(prefix="dynedge-build-") as work:
         precisions, latency = convert_and_verify(trained, args.quantize, Path(work), args.threads)
         stage(5, f"bundle: {args.dist / name}")
-        test = trained.splits.test
+        test = spread(trained.splits.test, EVAL_SET_SIZE)
         spec = BundleSpec(
             arch=trained.net.cfg.arch, dataset=trained.splits.name, labels=trained.splits.classes,
             img_size=trained.net.cfg.img_size, trunk_shape=trunk_shape(trained.net),
             trunk_costs=trained.costs["trunk"], subnets=subnet_entries(trained),
             router=trained.calibration["router"], precisions=precisions,
-            eval_images=test.images[:EVAL_SET_SIZE], eval_labels=test.labels[:EVAL_SET_SIZE])
+            eval_images=test.images, eval_labels=test.labels)
         folder, archive = write_bundle(spec, args.dist, force=args.force)
         print(summary(trained, precisions, latency))
     return folder, archive

@@ -13,7 +13,7 @@ def collect_logits(net, split, batch_size: int = 256, device: str = "auto", desc
     net.to(device).eval()
     images = torch.from_numpy(split.images)
     chunks = []
-    for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False):
+    for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False, disable=None):
         x = to_input(images[start:start + batch_size], device)
         with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
             logits = net(x)

@@ -103,3 +103,39 @@ def test_real_bundle_escalation_matches_fresh_frames(tiny_bundle):
         for j in range(1, k + 1):
             logits, _, _ = cascade.run_subnet(j)
         np.testing.assert_allclose(logits, escalated[k - 1], rtol=1e-5, atol=1e-5)
+
+
+def test_softmax_stats_match_the_shared_entropy():
+    from device.entropy import softmax_entropy
+    cascade = Cascade(fake_bundle(), threads=1, interpreter_factory=fake_factory())
+    rng = np.random.default_rng(1)
+    for scale in (0.1, 3.0, 40.0):
+        logits = (rng.standard_normal((1, 5)) * scale).astype(np.float32)
+        cascade.cache.logits[1] = logits
+        entropy, score = cascade.softmax_stats(2)
+        p = np.exp(logits[0] - logits.max())
+        assert entropy == pytest.approx(float(softmax_entropy(logits)[0]), abs=1e-5)
+        assert score == pytest.approx(float(p.max() / p.sum()), rel=1e-5)
+
+
+def test_quantized_ports_convert_in_place():
+    from device.cascade import _Port
+
+    class Int8Tensors:
+        def __init__(self):
+            self.raw = np.zeros((1, 4), np.int8)
+
+        def set_tensor(self, index, value):
+            assert value.dtype == np.int8
+            self.raw[...] = value
+
+        def tensor(self, index):
+            return lambda: self.raw
+
+    interp = Int8Tensors()
+    port = _Port(interp, {"index": 0, "shape": [1, 4], "dtype": np.int8, "quantization": (0.5, 3), "name": "x"})
+    port.write(np.array([[0.0, 1.0, -2.0, 100.0]], np.float32))
+    assert interp.raw.tolist() == [[3, 5, -1, 127]]  # round(x / 0.5 + 3), clipped to int8
+    out = np.zeros((1, 4), np.float32)
+    port.read(out)
+    np.testing.assert_allclose(out, [[0.0, 1.0, -2.0, 62.0]])

@@ -16,6 +16,9 @@ from tests.test_sources import corrupt_frames, write_video
 
 REPO = Path(__file__).resolve().parents[1]
 TFLRT_PYTHON = REPO / ".venv-tflrt" / "bin" / "python"
+# One interpreter thread: on a shared, oversubscribed CI machine a multi-threaded TFLite pool
+# spins and waits (tflite-runtime 2.14 measured ~1000x slower with 2 threads there).
+BOARD = ["--board", "x86_64", "--threads", "1"]
 FIELDS = {"time", "frame", "label", "score", "entropy", "exit_subnet", "latency_ms", "budget_ms",
           "router_control", "cpu_load", "temperature_c", "drops", "bad_frames"}
 # Runs a script with torch, tensorflow, litert_torch, host and converters made unimportable.
@@ -77,7 +80,7 @@ def read_log(path):
 def test_end_to_end_on_video_inside_an_unpacked_bundle_without_torch(unpacked_bundle, video, tmp_path):
     log = tmp_path / "frames.jsonl"
     cmd, kw = daemon(["--source", str(video), "--budget", "40ms", "--log", str(log), "--show",
-                      "--board", "x86_64"], cwd=unpacked_bundle, blocked=True)
+                      *BOARD], cwd=unpacked_bundle, blocked=True)
     done = subprocess.run(cmd, capture_output=True, timeout=120, **kw)
     assert done.returncode == 0, done.stderr
     lines = read_log(log)
@@ -92,7 +95,7 @@ def test_end_to_end_on_video_inside_an_unpacked_bundle_without_torch(unpacked_bu
 @pytest.mark.skipif(not TFLRT_PYTHON.exists(), reason=".venv-tflrt (tflite-runtime 2.14, numpy 1.26) not set up")
 def test_runs_in_tflite_runtime_with_numpy_1(unpacked_bundle, video, tmp_path):
     cmd, kw = daemon(["--source", str(video), "--runtime", "tflite-runtime", "--policy", "fixed:2",
-                      "--log", "-", "--budget", "0.05s", "--board", "x86_64"],
+                      "--log", "-", "--budget", "0.05s", *BOARD],
                      python=str(TFLRT_PYTHON), cwd=unpacked_bundle, blocked=True)
     done = subprocess.run(cmd, capture_output=True, timeout=120, **kw)
     assert done.returncode == 0, done.stderr
@@ -104,7 +107,7 @@ def test_runs_in_tflite_runtime_with_numpy_1(unpacked_bundle, video, tmp_path):
 def test_sigterm_finishes_the_frame_flushes_and_exits_0(tiny_bundle, video, tmp_path):
     log = tmp_path / "frames.jsonl"
     cmd, kw = daemon(["--bundle", str(tiny_bundle), "--source", str(video), "--loop", "--log", str(log),
-                      "--budget", "40", "--board", "x86_64"])
+                      "--budget", "40", *BOARD])
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
     try:
         deadline = time.monotonic() + 60
@@ -150,7 +153,7 @@ def run_main(args, capsys):
 
 
 def test_missing_bundle_names_the_path(tmp_path, capsys, restore_signals):
-    code, err = run_main(["--bundle", str(tmp_path / "nowhere"), "--board", "x86_64"], capsys)
+    code, err = run_main(["--bundle", str(tmp_path / "nowhere"), *BOARD], capsys)
     assert code == 2 and len(err) == 1
     assert err[0].startswith("error: ") and str(tmp_path / "nowhere") in err[0]
 
@@ -162,22 +165,22 @@ def test_tampered_bundle_names_the_file(tiny_bundle, tmp_path, capsys, restore_s
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0xFF
     target.write_bytes(bytes(data))
-    code, err = run_main(["--bundle", str(copy), "--board", "x86_64"], capsys)
+    code, err = run_main(["--bundle", str(copy), *BOARD], capsys)
     assert code == 2 and len(err) == 1
     assert "subnet_2.tflite" in err[0] and "sha256" in err[0]
 
 
 def test_unknown_source_lists_forms(tiny_bundle, capsys, restore_signals):
-    code, err = run_main(["--bundle", str(tiny_bundle), "--source", "webcam", "--board", "x86_64"], capsys)
+    code, err = run_main(["--bundle", str(tiny_bundle), "--source", "webcam", *BOARD], capsys)
     assert code == 2 and "accepted forms: a camera index (0), picamera2, csi://N" in err[-1]
 
 
 def test_unwritable_log_fails_before_the_loop(tiny_bundle, video, tmp_path, capsys, restore_signals):
-    code, err = run_main(["--bundle", str(tiny_bundle), "--source", str(video), "--board", "x86_64",
+    code, err = run_main(["--bundle", str(tiny_bundle), "--source", str(video), *BOARD,
                           "--log", str(tmp_path / "no" / "such" / "dir" / "log.jsonl")], capsys)
     assert code == 2 and err[-1].startswith("error: cannot write the log file")
 
 
 def test_bad_policy_lists_forms(tiny_bundle, capsys, restore_signals):
-    code, err = run_main(["--bundle", str(tiny_bundle), "--policy", "fixed:99", "--board", "x86_64"], capsys)
+    code, err = run_main(["--bundle", str(tiny_bundle), "--policy", "fixed:99", *BOARD], capsys)
     assert code == 2 and "accepted forms" in err[-1]

@@ -1,0 +1,161 @@
+"""Issue 3 benchmarks, all measured in one run on this host, written to bench/results/convert_bundle.{md,json}.
+
+  conversion   wall time of exporting trunk + K subnets (fp32), and of the int8 PTQ files
+  int8         cascade latency ratio int8 / fp32 (trunk + all K subnets, same runtime and threads),
+               top-1 cost in pp (largest subnet and the cascade at the calibrated setting),
+               size ratio of the model files (int8 / fp32)
+  split        trunk + subnet_1..K one after another on cached inputs vs one monolithic
+               export of the largest subnet (image -> logits)
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/convert_bundle.py --checkpoint CKPT \
+        --data ../shared/datasets/cifar10-jpg.tar.gz
+
+Latencies are medians over interleaved rounds (fp32, int8, monolith in turn), so a neighbour's
+load on a shared host hits all three alike.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from converters.export import export_fp32, export_monolith  # noqa: E402
+from converters.parity import measure, torch_reference  # noqa: E402
+from converters.quantize import export_int8  # noqa: E402
+from converters.tflite_chain import Chain, TFLiteFile, median_ms  # noqa: E402
+from device.entropy import thresholds_for_control  # noqa: E402
+from host import checkpoint  # noqa: E402
+from host.build import INT8_CALIB_IMAGES  # noqa: E402
+from host.calibrate import calibrate  # noqa: E402
+from host.complexity import subnet_costs  # noqa: E402
+from host.data import load_cifar_like  # noqa: E402
+
+TARGETS = {"conversion_s": 120.0, "int8_latency_ratio": 0.7, "int8_top1_cost_pp": 1.0,
+           "int8_size_ratio": 0.3, "split_ratio": 1.10}
+
+
+def timed(fn, *args):
+    start = time.time()
+    result = fn(*args)
+    return result, time.time() - start
+
+
+def interleaved_latency(candidates: dict, image: np.ndarray, rounds: int, repeats: int) -> dict:
+    """Median ms per candidate (name -> fn(image)), each measured `rounds` times in turn."""
+    samples = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            samples[name].append(median_ms(fn, (image,), repeats, warmup=5))
+    return {name: float(np.median(v)) for name, v in samples.items()}
+
+
+def total_bytes(files) -> int:
+    return sum(p.stat().st_size for p in [files.trunk, *files.subnets])
+
+
+def hardware() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
+            "load_avg_at_start": list(os.getloadavg()), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+
+
+def run(args) -> dict:
+    net, _ = checkpoint.load(args.checkpoint)
+    net.eval()
+    splits = load_cifar_like(args.data, net.cfg.img_size, limit_train=INT8_CALIB_IMAGES, calib_size=args.calib_size,
+                             seed=0, limit_test=args.limit_test)
+    costs = subnet_costs(net)
+    calibration = calibrate(net, splits.calib, costs, device="cpu")
+    quantiles = np.array([s["entropy_quantiles"] for s in calibration["subnets"]])
+    thresholds = thresholds_for_control(quantiles, calibration["router"]["initial"])
+    with tempfile.TemporaryDirectory(prefix="dynedge-bench-") as work:
+        work = Path(work)
+        fp32, fp32_s = timed(export_fp32, net, work)
+        int8, int8_s = timed(export_int8, net, splits.train.images[:INT8_CALIB_IMAGES], work)
+        monolith, monolith_s = timed(export_monolith, net, work / "monolith.tflite")
+        chains = {"fp32": Chain(fp32.trunk, fp32.subnets, threads=args.threads),
+                  "int8": Chain(int8.trunk, int8.subnets, threads=args.threads)}
+        reference = torch_reference(net, splits.test.images)
+        parity = {name: measure(net, chain, splits.test.images, splits.test.labels, thresholds, reference)
+                  for name, chain in chains.items()}
+        mono = TFLiteFile(monolith, threads=args.threads)
+        latency = interleaved_latency({"fp32_cascade": chains["fp32"].run_image, "int8_cascade": chains["int8"].run_image,
+                                       "monolith_fp32": mono},
+                                      splits.test.images[:1].astype(np.float32), args.rounds, args.repeats)
+        sizes = {"fp32": total_bytes(fp32), "int8": total_bytes(int8), "monolith": monolith.stat().st_size}
+    largest = {name: list(p[0].values())[-1]["top1"] for name, p in parity.items()}
+    cascade = {name: p[1]["top1"] for name, p in parity.items()}
+    results = {
+        "conversion_s": fp32_s, "int8_conversion_s": int8_s, "monolith_conversion_s": monolith_s,
+        "int8_latency_ratio": latency["int8_cascade"] / latency["fp32_cascade"],
+        "int8_top1_cost_pp": 100 * (largest["fp32"] - largest["int8"]),
+        "int8_cascade_top1_cost_pp": 100 * (cascade["fp32"] - cascade["int8"]),
+        "int8_size_ratio": sizes["int8"] / sizes["fp32"],
+        "split_ratio": latency["fp32_cascade"] / latency["monolith_fp32"],
+    }
+    return {"command": " ".join([f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')}", sys.executable,
+                                 *sys.argv]),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "hardware": hardware(),
+            "model": {**net.cfg.to_dict(), "test_images": len(splits.test), "checkpoint": str(args.checkpoint)},
+            "latency_ms": latency, "bytes": sizes, "top1_largest": largest, "top1_cascade": cascade,
+            "results": results, "targets": TARGETS,
+            "parity": {name: p[0] for name, p in parity.items()}}
+
+
+def markdown(report: dict) -> str:
+    r, t = report["results"], report["targets"]
+    rows = [("fp32 conversion, trunk + K subnets", f"{r['conversion_s']:.1f} s", f"<= {t['conversion_s']:.0f} s",
+             r["conversion_s"] <= t["conversion_s"]),
+            ("int8 / fp32 cascade latency", f"{r['int8_latency_ratio']:.2f}", f"<= {t['int8_latency_ratio']}",
+             r["int8_latency_ratio"] <= t["int8_latency_ratio"]),
+            ("int8 top-1 cost, largest subnet", f"{r['int8_top1_cost_pp']:+.2f} pp", f"<= {t['int8_top1_cost_pp']} pp",
+             r["int8_top1_cost_pp"] <= t["int8_top1_cost_pp"]),
+            ("int8 / fp32 model size", f"{r['int8_size_ratio']:.2f}", f"<= {t['int8_size_ratio']}",
+             r["int8_size_ratio"] <= t["int8_size_ratio"]),
+            ("split (trunk + K subnets) / monolith", f"{r['split_ratio']:.2f}", f"<= {t['split_ratio']}",
+             r["split_ratio"] <= t["split_ratio"])]
+    lines = ["# Converter and bundle benchmarks (issue 3)", "",
+             f"Measured {report['date']} with:", "", "```", report["command"], "```", "",
+             f"Hardware: {report['hardware']['cpu']}, {report['hardware']['cores']} cores "
+             f"(shared; load average at start {report['hardware']['load_avg_at_start'][0]:.1f}).",
+             f"Model: {report['model']['arch']}, widths {report['model']['widths']}, {report['model']['img_size']} px, "
+             f"{report['model']['test_images']} test images.", "",
+             "| measure | value | target | status |", "|---|---|---|---|"]
+    lines += [f"| {name} | {value} | {target} | {'pass' if ok else 'FAIL'} |" for name, value, target, ok in rows]
+    lat, size = report["latency_ms"], report["bytes"]
+    lines += ["", "Median latency, 1 image: " + ", ".join(f"{k} {v:.3f} ms" for k, v in lat.items()) + ".",
+              "Model bytes: " + ", ".join(f"{k} {v / 1024:.0f} KB" for k, v in size.items()) + ".",
+              f"int8 conversion {r['int8_conversion_s']:.1f} s, monolith conversion {r['monolith_conversion_s']:.1f} s; "
+              f"cascade top-1 cost at the calibrated setting {r['int8_cascade_top1_cost_pp']:+.2f} pp.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--limit-test", type=int, default=1000)
+    parser.add_argument("--calib-size", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=100)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    args = parser.parse_args()
+    report = run(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "convert_bundle.json").write_text(json.dumps(report, indent=1))
+    (args.out / "convert_bundle.md").write_text(markdown(report))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()

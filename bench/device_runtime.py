@@ -1,0 +1,442 @@
+#!/usr/bin/env python3
+"""Benchmark of the board runtime's targets (issue 4), measured in one run on this machine.
+
+    python bench/device_runtime.py --bundle dist/mobilenet-cifar10 [--checkpoint runs/mobilenet-cifar10]
+
+Writes bench/results/device_runtime.{md,json} with the exact command. Sections:
+
+1. Feature cache. "A frame that escalates to subnet K" = Cascade.infer with no early exit (trunk,
+   subnets 1..K through the cache, entropies, bookkeeping). "Standalone subnet K" = the largest
+   subnet as one monolithic TFLite file (image -> logits), exported from --checkpoint with
+   converters/export.py (the bundle ships none); without --checkpoint the split files run back to
+   back on raw interpreters with no cascade logic stand in, and the report says so. "Subnets
+   1..K each from scratch" = for k = 1..K: trunk + subnets 1..k recomputed (no reuse).
+2. Router overhead: the daemon loop (device/daemon.run_loop) with the router policy; overhead =
+   loop time minus interpreter invokes minus preprocessing, over the mean frame time.
+3. Budget under load: budget = halfway between the mean cost of subnet 1 (fixed:1) and of subnet
+   K (fixed:K), measured unloaded; each policy runs for --run-seconds, two CPU-bound processes
+   (self-terminating) start at a third of it; figures cover the frames from 1 s after they start.
+   Accuracy is over the eval images those frames showed; each fixed:k is also scored on exactly
+   the same images (paired), from a per-image correctness table.
+4. Memory and start-up, in fresh processes that import only device/: RSS growth from frame 1,000
+   to frame 10,000 and peak RSS of the daemon loop; start of `python device/run_camera.py` to its
+   first JSON line.
+
+Interpreters use --threads (default 1): this host is a shared 2-core machine where a
+multi-threaded TFLite pool degrades badly once other processes take the cores.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse
+import io
+import json
+import os
+import platform
+import resource
+import shlex
+import subprocess
+import tempfile
+import time
+
+import cv2
+import numpy as np
+import psutil
+
+from device.boards import resolve_profile
+from device.bundle import load_bundle
+from device.cascade import Cascade
+from device.daemon import run_loop
+from device.preprocess import frame_to_input
+from device.router import BoardSensors, SensorSampler, ThermalLimits, make_policy
+from device.runtime import interpreter_factory
+from device.telemetry import Telemetry
+
+REPO = Path(__file__).resolve().parents[1]
+HOG = "import time\nend = time.time() + {seconds}\nwhile time.time() < end:\n    pass\n"
+SETTLE_S = 1.0
+TARGETS = {"cache_vs_standalone": 1.05, "cache_vs_scratch": 0.6, "router_overhead": 0.02,
+           "over_fraction": 0.05, "rss_growth_mib": 1.0, "rss_mib": 200.0, "first_result_s": 2.0}
+
+
+class EvalFrames:
+    """The bundle's eval images as BGR frames, cycled; remembers which image it gave last."""
+    live = False
+
+    def __init__(self, frames_bgr, count=None):
+        self.frames = frames_bgr
+        self.count = count
+        self.given = 0
+        self.index = -1
+        self.ended = False
+        self.drops = self.bad_frames = 0
+
+    def read(self, timeout_s=1.0):
+        if self.count is not None and self.given >= self.count:
+            self.ended = True
+            return None
+        self.index = self.given % len(self.frames)
+        self.given += 1
+        return self.frames[self.index]
+
+    def close(self):
+        self.ended = True
+
+
+def eval_data(bundle):
+    images, labels = bundle.eval_set()
+    frames = np.ascontiguousarray(images[:, :, :, ::-1])  # RGB -> BGR, as a camera gives
+    size = bundle.input_size[0]
+    inputs = np.zeros((len(frames), 1, size, size, 3), np.float32)
+    for i, frame in enumerate(frames):
+        frame_to_input(frame, size, inputs[i])
+    return frames, labels.astype(np.int64), inputs
+
+
+def correctness_table(cascade, inputs, labels):
+    """(N, K) bool: whether subnet k answers image i correctly (through the cache, all subnets)."""
+    K = cascade.num_subnets
+    table = np.zeros((len(inputs), K), bool)
+    for i, x in enumerate(inputs):
+        cascade.run_trunk(x)
+        for k in range(1, K + 1):
+            cascade.run_subnet(k)
+        table[i] = np.argmax(cascade.cache.logits[:, 0], axis=1) == labels[i]
+    return table
+
+
+def ms(values):
+    a = np.asarray(values) * 1e3
+    return {"mean": float(a.mean()), "p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95))}
+
+
+# ---------------------------------------------------------------- 1. feature cache
+def export_monolith(checkpoint: Path, out: Path) -> Path:
+    """The largest subnet in one file, exported host-side in a child process (torch stays out of this one)."""
+    code = ("import sys; sys.path.insert(0, %r)\n"
+            "from host.checkpoint import load\nfrom converters.export import export_monolith\n"
+            "net, _ = load(%r)\nexport_monolith(net, __import__('pathlib').Path(%r))\n") % (
+        str(REPO), str(checkpoint), str(out))
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=900)
+    return out
+
+
+def raw_pipeline(bundle, threads, make):
+    """trunk + subnets 1..K on raw interpreters, tensors passed in numpy: the split run with no cascade logic."""
+    trunk_path, subnet_paths = bundle.model_files("fp32")
+    trunk = make(trunk_path, threads)
+    subs = [make(p, threads) for p in subnet_paths]
+    t_in, t_out = trunk.get_input_details()[0]["index"], trunk.get_output_details()[0]["index"]
+    sigs = [s._get_full_signature_list()["serving_default"] for s in subs]
+
+    def run(x):
+        trunk.set_tensor(t_in, x)
+        trunk.invoke()
+        t = trunk.get_tensor(t_out)
+        feats = None
+        for s, sig in zip(subs, sigs):
+            s.set_tensor(sig["inputs"]["args_0"], t)
+            if feats is not None:
+                s.set_tensor(sig["inputs"]["args_1"], feats)
+            s.invoke()
+            f = s.get_tensor(sig["outputs"]["output_0"])
+            feats = f if feats is None else np.concatenate([feats, f], axis=1)
+        return s.get_tensor(sig["outputs"]["output_1"])
+    return run
+
+
+def monolith_runner(path, threads, make):
+    interp = make(path, threads)
+    i_in, i_out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
+
+    def run(x):
+        interp.set_tensor(i_in, x)
+        interp.invoke()
+        return interp.get_tensor(i_out)
+    return run
+
+
+def bench_cache(cascade, bundle, inputs, threads, monolith, rounds):
+    make = interpreter_factory(cascade.runtime_name)
+    K = cascade.num_subnets
+    never = [-np.inf] * K
+    standalone = monolith_runner(monolith, threads, make) if monolith else raw_pipeline(bundle, threads, make)
+
+    def cached(x):
+        cascade.infer(x, never)
+
+    def scratch(x):
+        for top in range(1, K + 1):
+            cascade.run_trunk(x)
+            for k in range(1, top + 1):
+                cascade.run_subnet(k)
+
+    methods = {"cached_escalation_to_K": cached, "standalone_subnet_K": standalone, "scratch_1_to_K": scratch}
+    times = {name: [] for name in methods}
+    for name, fn in methods.items():  # warm-up
+        for x in inputs[:20]:
+            fn(x)
+    for r in range(rounds):  # interleaved, so that load changes on the shared host hit all three alike
+        x = inputs[r % len(inputs)]
+        for name, fn in methods.items():
+            t = time.perf_counter()
+            fn(x)
+            times[name].append(time.perf_counter() - t)
+    stats = {name: ms(v) for name, v in times.items()}
+    c, s, z = (np.median(times[n]) for n in methods)
+    return {"stats_ms": stats, "standalone_is": "monolithic TFLite file" if monolith else
+            "split files back to back on raw interpreters (no monolith: pass --checkpoint)",
+            "ratio_vs_standalone": float(c / s), "ratio_vs_scratch": float(c / z), "rounds": rounds}
+
+
+# ---------------------------------------------------------------- 2./3. the daemon loop
+def run_policy(cascade, policy, frames, seconds, sampler=None, hogs_at=None, hog_seconds=0.0):
+    """Run the daemon loop for `seconds`; per frame: latency, exit, image index, label; hog start time."""
+    cap = 200_000
+    lat, exits, index, label = (np.zeros(cap), np.zeros(cap, np.int64), np.zeros(cap, np.int64),
+                                np.zeros(cap, np.int64))
+    stamp = np.zeros(cap)
+    source = EvalFrames(frames)
+    n = [0]
+    hog_procs, hog_started = [], [None]
+    start = time.perf_counter()
+
+    def collect(frame, result, latency_s):
+        i = n[0]
+        lat[i], exits[i], index[i], label[i], stamp[i] = (latency_s, result.exit_subnet, source.index,
+                                                          result.label, time.perf_counter() - start)
+        n[0] += 1
+        if hogs_at is not None and hog_started[0] is None and stamp[i] >= hogs_at:
+            hog_started[0] = stamp[i]
+            hog_procs.extend(subprocess.Popen([sys.executable, "-c", HOG.format(seconds=hog_seconds)])
+                             for _ in range(2))
+
+    telemetry = Telemetry(io.StringIO(), ["x"] * 1000, policy.deadline_s or 1.0, cascade.num_subnets,
+                          policy.name, summary_every_s=float("inf"), summary_stream=io.StringIO())
+    stats = run_loop(source, cascade, policy, telemetry, sampler=sampler, duration_s=seconds, on_frame=collect)
+    for p in hog_procs:
+        p.wait()
+    k = n[0]
+    return dict(latency=lat[:k], exits=exits[:k], index=index[:k], label=label[:k], stamp=stamp[:k],
+                hogs_at=hog_started[0], stats=stats)
+
+
+def bench_overhead(cascade, bundle, frames, budget_s, seconds):
+    policy = make_policy("router", bundle, budget_s)
+    run = run_policy(cascade, policy, frames, seconds)
+    s = run["stats"]
+    return {"frames": s.frames, "mean_frame_ms": 1e3 * s.loop_s / s.frames,
+            "overhead_ms_per_frame": 1e3 * s.overhead_s / s.frames,
+            "overhead_fraction": s.overhead_s / s.loop_s,
+            "includes": "cache copies, entropy, deadline guard, router update, sensor polling, "
+                        "JSON line to an in-memory log, and this benchmark's per-frame recording"}
+
+
+def summarize_window(run, budget_s, table, labels):
+    after = run["stamp"] >= (run["hogs_at"] + SETTLE_S)
+    lat, idx, lab, ex = run["latency"][after], run["index"][after], run["label"][after], run["exits"][after]
+    correct = lab == labels[idx]
+    paired = {f"fixed:{k}": float(table[idx, k - 1].mean()) for k in range(1, table.shape[1] + 1)}
+    return {"frames": int(after.sum()), "p95_ms": float(np.percentile(lat, 95) * 1e3),
+            "mean_ms": float(lat.mean() * 1e3), "over_fraction": float((lat > budget_s).mean()),
+            "accuracy": float(correct.mean()), "paired_fixed_accuracy": paired,
+            "exit_mix": [float((ex == k).mean()) for k in range(1, table.shape[1] + 1)]}
+
+
+def bench_load(cascade, bundle, frames, labels, table, profile, seconds):
+    K = cascade.num_subnets
+    unloaded = {k: run_policy(cascade, make_policy(f"fixed:{k}", bundle, 1.0), frames, 2.0)["latency"]
+                for k in (1, K)}
+    budget = float((np.mean(unloaded[1]) + np.mean(unloaded[K])) / 2)
+    limits = ThermalLimits(profile.soft_throttle_c, profile.hard_throttle_c)
+    results = {}
+    for spec in ["router", "cascade"] + [f"fixed:{k}" for k in range(1, K + 1)]:
+        sampler = SensorSampler(BoardSensors(profile))
+        policy = make_policy(spec, bundle, budget, limits, sampler)
+        cascade.warm_up()
+        run = run_policy(cascade, policy, frames, seconds, sampler, hogs_at=seconds / 3,
+                         hog_seconds=seconds * 2 / 3 + 0.5)
+        results[spec] = summarize_window(run, budget, table, labels)
+        results[spec]["holds_budget"] = bool(results[spec]["p95_ms"] <= budget * 1e3
+                                             and results[spec]["over_fraction"] <= TARGETS["over_fraction"])
+    holding = [k for k in range(1, K + 1) if results[f"fixed:{k}"]["holds_budget"]]
+    best = max(holding, key=lambda k: results["router"]["paired_fixed_accuracy"][f"fixed:{k}"]) if holding else None
+    return {"budget_ms": budget * 1e3, "unloaded_ms": {f"fixed:{k}": ms(v) for k, v in unloaded.items()},
+            "policies": results, "best_fixed_holding": f"fixed:{best}" if best else None}
+
+
+# ---------------------------------------------------------------- 4. memory and start-up
+def memory_probe(bundle_path, threads, frames_total):
+    """Child-process mode: the daemon loop for `frames_total` frames; RSS at 1,000 and at the end."""
+    bundle = load_bundle(bundle_path)
+    cascade = Cascade(bundle, threads=threads)
+    cascade.warm_up()
+    frames, _, _ = eval_data(bundle)
+    policy = make_policy("router", bundle, 1.0)
+    proc = psutil.Process()
+    marks = {}
+
+    def mark(frame, result, latency_s):
+        if source.given in (1000, frames_total):
+            marks[source.given] = proc.memory_info().rss
+    source = EvalFrames(frames, frames_total)
+    telemetry = Telemetry(open("/dev/null", "w"), bundle.labels, 1.0, cascade.num_subnets, "router",
+                          summary_every_s=float("inf"), summary_stream=io.StringIO())
+    run_loop(source, cascade, policy, telemetry, on_frame=mark)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"rss_at_1000_mib": marks[1000] / 2**20, "rss_at_end_mib": marks[frames_total] / 2**20,
+                      "growth_mib": (marks[frames_total] - marks[1000]) / 2**20, "peak_rss_mib": peak_kib / 1024,
+                      "frames": frames_total}))
+
+
+def bench_memory(bundle_path, threads, frames_total):
+    out = subprocess.run([sys.executable, __file__, "--memory-probe", "--bundle", str(bundle_path),
+                          "--threads", str(threads), "--memory-frames", str(frames_total)],
+                         capture_output=True, text=True, timeout=900, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_first_result(bundle_path, frames, threads, repeats=3):
+    """Seconds from launching `python device/run_camera.py` to its first JSON line on stdout."""
+    with tempfile.TemporaryDirectory() as tmp:
+        video = Path(tmp) / "clip.avi"
+        h, w = frames.shape[1:3]
+        writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30, (w, h))
+        for f in frames[:30]:
+            writer.write(f)
+        writer.release()
+        cmd = [sys.executable, str(REPO / "device" / "run_camera.py"), "--bundle", str(bundle_path), "--source",
+               str(video), "--log", "-", "--budget", "1s", "--threads", str(threads), "--max-frames", "1"]
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            line = proc.stdout.readline()
+            times.append(time.perf_counter() - t)
+            proc.wait(timeout=60)
+            json.loads(line)
+    return {"seconds": times, "median_s": float(np.median(times)), "command": shlex.join(cmd[:1] + ["..."] + cmd[1:])}
+
+
+# ---------------------------------------------------------------- report
+def verdict(ok):
+    return "PASS" if ok else "FAIL"
+
+
+def report_md(r, command):
+    c, o, load, m, f = r["cache"], r["overhead"], r["load"], r["memory"], r["first_result"]
+    pol = load["policies"]
+    top = f"fixed:{r['subnets']}"
+    best = load["best_fixed_holding"]
+    router = pol["router"]
+    best_paired = router["paired_fixed_accuracy"][best] if best else None
+    rows = [
+        ("cache: escalation to K / standalone subnet K", f"{c['ratio_vs_standalone']:.3f}", "<= 1.05",
+         verdict(c["ratio_vs_standalone"] <= TARGETS["cache_vs_standalone"])),
+        ("cache: escalation to K / subnets 1..K from scratch", f"{c['ratio_vs_scratch']:.3f}", "<= 0.60",
+         verdict(c["ratio_vs_scratch"] <= TARGETS["cache_vs_scratch"])),
+        ("router overhead / mean frame time", f"{100 * o['overhead_fraction']:.2f}%", "<= 2%",
+         verdict(o["overhead_fraction"] <= TARGETS["router_overhead"])),
+        ("under load: router p95 vs budget", f"{router['p95_ms']:.3f} / {load['budget_ms']:.3f} ms", "p95 <= budget",
+         verdict(router["p95_ms"] <= load["budget_ms"])),
+        ("under load: router frames over budget", f"{100 * router['over_fraction']:.1f}%", "<= 5%",
+         verdict(router["over_fraction"] <= TARGETS["over_fraction"])),
+        (f"under load: {top} breaks the budget", f"p95 {pol[top]['p95_ms']:.3f} ms", "p95 > budget",
+         verdict(not pol[top]["holds_budget"])),
+        ("under load: router accuracy vs best holding fixed:k (same images)",
+         f"{router['accuracy']:.4f} vs {best}: {best_paired if best_paired is None else f'{best_paired:.4f}'}",
+         ">=", verdict(best is not None and router["accuracy"] >= best_paired)),
+        ("RSS growth, frame 1,000 -> 10,000", f"{m['growth_mib']:.3f} MiB", "<= 1 MiB",
+         verdict(m["growth_mib"] <= TARGETS["rss_growth_mib"])),
+        ("peak RSS of the daemon loop", f"{m['peak_rss_mib']:.1f} MiB", "<= 200 MiB",
+         verdict(m["peak_rss_mib"] <= TARGETS["rss_mib"])),
+        ("start to first result (median)", f"{f['median_s']:.2f} s", "<= 2 s",
+         verdict(f["median_s"] <= TARGETS["first_result_s"])),
+    ]
+    lines = [
+        "# Device runtime benchmark (issue 4)", "",
+        f"Command: `{command}`  ", f"Bundle: `{r['bundle']}` ({r['subnets']} subnets, fp32), runtime "
+        f"{r['runtime']}, {r['threads']} thread(s), {r['eval_images']} eval images; host: {r['host']}; "
+        f"measured {r['when']}. All figures measured in this one run; none estimated.", "",
+        "| target | measured | goal | status |", "|---|---|---|---|",
+        *[f"| {a} | {b} | {g} | {s} |" for a, b, g, s in rows], "",
+        "## Feature cache", "",
+        f"Standalone subnet K: {c['standalone_is']}. Median over {c['rounds']} interleaved rounds.", "",
+        "| run | mean ms | p50 ms | p95 ms |", "|---|---|---|---|",
+        *[f"| {n} | {s['mean']:.3f} | {s['p50']:.3f} | {s['p95']:.3f} |" for n, s in c["stats_ms"].items()], "",
+        "## Router overhead", "",
+        f"{o['frames']} frames, mean frame {o['mean_frame_ms']:.3f} ms, overhead "
+        f"{o['overhead_ms_per_frame'] * 1e3:.1f} us per frame ({o['includes']}).", "",
+        "## Budget under load", "",
+        f"Budget {load['budget_ms']:.3f} ms = halfway between fixed:1 "
+        f"({load['unloaded_ms']['fixed:1']['mean']:.3f} ms) and {top} "
+        f"({load['unloaded_ms'][top]['mean']:.3f} ms), unloaded means. Two CPU-bound "
+        f"processes start a third into each {r['run_seconds']:.0f} s run; figures from {SETTLE_S:.0f} s after.", "",
+        "| policy | frames | mean ms | p95 ms | over budget | holds | accuracy | exit mix |",
+        "|---|---|---|---|---|---|---|---|",
+        *[f"| {n} | {p['frames']} | {p['mean_ms']:.3f} | {p['p95_ms']:.3f} | {100 * p['over_fraction']:.1f}% | "
+          f"{'yes' if p['holds_budget'] else 'no'} | {p['accuracy']:.4f} | "
+          f"{' '.join(f'{100 * x:.0f}%' for x in p['exit_mix'])} |" for n, p in pol.items()], "",
+        "Router's frames scored with each fixed subnet on the same images: " + ", ".join(
+            f"{k} {v:.4f}" for k, v in router["paired_fixed_accuracy"].items()) + ".", "",
+        "## Memory and start-up", "",
+        f"Daemon loop in a fresh process (device/ only), {m['frames']} frames: RSS {m['rss_at_1000_mib']:.2f} MiB at "
+        f"frame 1,000, {m['rss_at_end_mib']:.2f} MiB at the end, peak {m['peak_rss_mib']:.1f} MiB.  ",
+        f"Start to first result: {', '.join(f'{s:.2f}' for s in f['seconds'])} s for `{f['command']}`.", "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--bundle", required=True, type=Path)
+    p.add_argument("--checkpoint", type=Path, help="checkpoint folder to export the monolithic subnet K from")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=600, help="interleaved rounds of the cache benchmark")
+    p.add_argument("--run-seconds", type=float, default=6.0, help="seconds per policy under load")
+    p.add_argument("--memory-frames", type=int, default=10_000)
+    p.add_argument("--board", default="x86_64")
+    p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    p.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.memory_probe:
+        return memory_probe(args.bundle, args.threads, args.memory_frames)
+    command = shlex.join(["python", *sys.argv]) if argv is None else shlex.join(["python", __file__, *argv])
+    profile = resolve_profile(args.board)
+    bundle = load_bundle(args.bundle)
+    cascade = Cascade(bundle, threads=args.threads)
+    cascade.warm_up()
+    frames, labels, inputs = eval_data(bundle)
+    table = correctness_table(cascade, inputs, labels)
+    monolith = None
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.checkpoint:
+            print("exporting the monolithic subnet K ...", file=sys.stderr)
+            monolith = export_monolith(args.checkpoint, Path(tmp) / f"monolithic_{bundle.num_subnets}.tflite")
+        print("1/4 feature cache ...", file=sys.stderr)
+        cache = bench_cache(cascade, bundle, inputs, args.threads, monolith, args.rounds)
+    print("2/4 router overhead ...", file=sys.stderr)
+    overhead = bench_overhead(cascade, bundle, frames, 1.0, 3.0)
+    print("3/4 budget under load ...", file=sys.stderr)
+    load = bench_load(cascade, bundle, frames, labels, table, profile, args.run_seconds)
+    print("4/4 memory and start-up ...", file=sys.stderr)
+    memory = bench_memory(args.bundle, args.threads, args.memory_frames)
+    first = bench_first_result(args.bundle, frames, args.threads)
+    result = {"command": command, "bundle": str(args.bundle), "subnets": bundle.num_subnets,
+              "runtime": cascade.runtime_name, "threads": args.threads, "eval_images": int(len(labels)),
+              "host": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
+              "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "run_seconds": args.run_seconds,
+              "fixed_accuracy_all_eval": [float(x) for x in table.mean(axis=0)],
+              "cache": cache, "overhead": overhead, "load": load, "memory": memory, "first_result": first}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "device_runtime.json").write_text(json.dumps(result, indent=1))
+    md = report_md(result, command)
+    (args.out / "device_runtime.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Calibration: monotone entropy quantiles, the cascade curve, the router's initial and floor; MAC counts."""
+import numpy as np
+import pytest
+import torch
+
+from device.entropy import QUANTILE_POINTS
+from host.calibrate import calibrate, calibration_from_logits, curve_on_split, router_settings
+from host.complexity import subnet_costs
+from host.data import Split
+from host.network import DynamicNet, NetConfig
+
+COSTS = {"subnets": [{"macs_cumulative": m} for m in (10, 20, 30)]}
+
+
+def synthetic_logits(n=600, seed=0):
+    """Three subnets that grow more confident and more often right with k."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    logits = []
+    for k, (scale, right) in enumerate([(1.0, 0.5), (2.0, 0.7), (3.0, 0.9)]):
+        z = rng.normal(size=(n, 10)) * scale
+        hit = rng.random(n) < right
+        z[np.arange(n)[hit], labels[hit]] += 3 * scale
+        logits.append(z)
+    return np.stack(logits).astype(np.float32), labels
+
+
+def test_quantiles_monotone_and_sized():
+    logits, labels = synthetic_logits()
+    cal = calibration_from_logits(logits, labels, COSTS)
+    for sub in cal["subnets"]:
+        q = np.array(sub["entropy_quantiles"])
+        assert q.shape == (QUANTILE_POINTS,)
+        assert np.all(np.diff(q) >= 0)
+        assert 0 <= sub["calib_accuracy"] <= 1
+
+
+def test_curve_ends_and_monotone_cost():
+    logits, labels = synthetic_logits()
+    cal = calibration_from_logits(logits, labels, COSTS)
+    curve = cal["router"]["curve"]
+    assert curve[0]["control"] == 0 and curve[-1]["control"] == 1
+    assert curve[0]["exit_fractions"] == [0, 0, 1] and curve[0]["mean_macs"] == 30
+    assert curve[0]["accuracy"] == pytest.approx(cal["subnets"][-1]["calib_accuracy"])
+    assert curve[-1]["exit_fractions"] == [1, 0, 0] and curve[-1]["mean_macs"] == 10
+    assert curve[-1]["accuracy"] == pytest.approx(cal["subnets"][0]["calib_accuracy"])
+    macs = [p["mean_macs"] for p in curve]
+    assert all(a >= b for a, b in zip(macs, macs[1:]))
+    router = cal["router"]
+    assert router["control"] == "exit_quantile"
+    assert 0 <= router["floor"] <= router["initial"] <= 1
+
+
+def test_router_settings_rules():
+    curve = [{"control": q, "accuracy": a, "mean_macs": m} for q, a, m in [
+        (0.0, 0.900, 100), (0.2, 0.903, 80), (0.4, 0.903, 60), (0.6, 0.897, 40), (0.8, 0.890, 20), (1.0, 0.8, 10)]]
+    initial, floor = router_settings(curve, largest_accuracy=0.900)
+    assert initial == 0.6  # cheapest within 0.5 pp of 0.900
+    assert floor == 0.4  # the largest control reaching the best accuracy (0.903)
+
+
+def test_curve_on_test_uses_calibration_quantiles():
+    logits, labels = synthetic_logits()
+    cal = calibration_from_logits(logits, labels, COSTS)
+    test_logits, test_labels = synthetic_logits(seed=1)
+    curve = curve_on_split(test_logits, test_labels, cal, COSTS, control_values=[0.0, 0.5, 1.0])
+    assert [p["control"] for p in curve] == [0.0, 0.5, 1.0]
+    assert sum(curve[1]["exit_fractions"]) == pytest.approx(1.0)
+
+
+def test_costs_and_calibrate_on_a_real_network():
+    torch.manual_seed(0)
+    net = DynamicNet(NetConfig(arch="resnet", img_size=16, widths=[0.25, 0.25]))
+    costs = subnet_costs(net)
+    subs = costs["subnets"]
+    assert subs[-1]["params_cumulative"] == sum(p.numel() for p in net.parameters())
+    for k, sub in enumerate(subs):
+        before = costs["trunk"]["macs"] if k == 0 else subs[k - 1]["macs_cumulative"]
+        assert sub["macs_cumulative"] == before + sub["macs_incremental"] > before
+    rng = np.random.default_rng(0)
+    split = Split(rng.integers(0, 256, (40, 16, 16, 3), dtype=np.uint8), rng.integers(0, 10, 40))
+    cal = calibrate(net, split, costs, device="cpu")
+    assert len(cal["subnets"]) == 2 and len(cal["router"]["curve"]) == 51

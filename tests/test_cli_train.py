@@ -1,0 +1,67 @@
+"""The training CLI's error paths, each in a subprocess: exit 2, one 'error:' line, no traceback."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from host import checkpoint
+from host.network import DynamicNet, NetConfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*flags, tmp_path):
+    env = {**os.environ, "DYNEDGE_CACHE": str(tmp_path / "cache")}
+    return subprocess.run([sys.executable, "host/train.py", *map(str, flags)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def assert_one_line_error(result, *needles):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def tiny_folder(root):
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(4):
+                cv2.imwrite(str(root / split / cls / f"{i}.png"), np.full((16, 16, 3), 20 * i, np.uint8))
+    return root
+
+
+def test_unknown_arch_lists_choices(tmp_path):
+    assert_one_line_error(run_cli("--arch", "vgg", tmp_path=tmp_path), "vgg", "mobilenet", "resnet")
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "no_class_folders"])
+def test_bad_data_path_names_it(tmp_path, case):
+    path = tmp_path / "data"
+    if case != "missing":
+        path.mkdir()
+    if case == "no_class_folders":
+        cv2.imwrite(str(path / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    assert_one_line_error(run_cli("--data", path, tmp_path=tmp_path), str(path))
+
+
+@pytest.mark.parametrize("widths, needle", [("0.5,0.5", "--subnets is 4"), ("0.5,0.3,0.2,0.1", "sum to 1.100")])
+def test_bad_widths_refused(tmp_path, widths, needle):
+    assert_one_line_error(run_cli("--widths", widths, tmp_path=tmp_path), "--widths", needle)
+
+
+def test_resume_of_another_arch_refused(tmp_path):
+    out = tmp_path / "run"
+    torch.manual_seed(0)
+    checkpoint.save(out, DynamicNet(NetConfig(arch="resnet", num_classes=2, widths=[0.25] * 4)), {})
+    result = run_cli("--arch", "mobilenet", "--resume", "--out", out, "--data", tiny_folder(tmp_path / "d"),
+                     "--calib-size", "2", tmp_path=tmp_path)
+    assert_one_line_error(result, "resnet", "mobilenet", str(out))

@@ -1,0 +1,97 @@
+"""Export and parity: signatures and layouts of the exported files, parity that fails loudly.
+
+The tiny bundle (tests/fixtures_bundle.py) was exported and parity-checked by host/build.py;
+these tests look at what it produced and make the checks fail on purpose.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from converters.export import ExportError, convert_module, trunk_shape
+from converters.parity import ParityError, check_fp32, check_int8, measure
+from converters.tflite_chain import Chain, TFLiteFile
+from host import checkpoint
+
+
+def manifest_of(bundle: Path) -> dict:
+    return json.loads((bundle / "model" / "manifest.json").read_text())
+
+
+def test_files_have_the_manifest_signatures_and_nhwc_layout(tiny_bundle):
+    m = manifest_of(tiny_bundle)
+    model = tiny_bundle / "model"
+    size = m["input"]["height"]
+    trunk = TFLiteFile(model / "trunk.tflite")
+    runner = trunk.interpreter.get_signature_runner("serving_default")
+    assert list(runner.get_input_details()) == ["args_0"]
+    assert list(runner.get_input_details()["args_0"]["shape"]) == [1, size, size, 3]
+    assert list(runner.get_output_details()["output_0"]["shape"]) == m["trunk"]["output_shape"]
+    for sub in m["subnets"]:
+        f = TFLiteFile(model / f"subnet_{sub['index']}.tflite")
+        details = f.interpreter.get_signature_runner("serving_default")
+        inputs, outputs = details.get_input_details(), details.get_output_details()
+        assert list(inputs) == (["args_0"] if sub["index"] == 1 else ["args_0", "args_1"])
+        if sub["index"] > 1:
+            assert inputs["args_1"]["shape"][1] == sub["feature_offset"]
+        assert list(outputs) == ["output_0", "output_1"]
+        assert outputs["output_0"]["shape"][1] == sub["feature_dim"]
+        assert outputs["output_1"]["shape"][1] == len(m["labels"])
+
+
+def test_build_recorded_fp32_parity_within_thresholds(tiny_bundle):
+    parity = manifest_of(tiny_bundle)["precisions"]["fp32"]["parity"]
+    assert set(parity) == {"trunk.tflite", "subnet_1.tflite", "subnet_2.tflite", "subnet_3.tflite"}
+    for figures in parity.values():
+        assert figures["top1_agreement"] >= 0.999
+        assert figures["max_abs_logit_diff"] <= 1e-3 * figures["logit_range"]
+        assert figures["exit_agreement"] >= 0.999
+
+
+def test_parity_names_the_file_that_disagrees(tiny_bundle):
+    """Weights changed after export: parity must fail and name a file, not pass quietly."""
+    net, _ = checkpoint.load(tiny_bundle.parents[1] / "checkpoint")
+    with torch.no_grad():
+        net.branches[1][0].body[0][0].weight.mul_(-3.0)  # subnet_2's branch only
+    with np.load(tiny_bundle / "model" / "eval.npz") as data:
+        images, labels = np.concatenate([data["images"]] * 2), np.concatenate([data["labels"]] * 2)
+    model = tiny_bundle / "model"
+    chain = Chain(model / "trunk.tflite", [model / f"subnet_{k}.tflite" for k in (1, 2, 3)])
+    parity, _ = measure(net, chain, images, labels, np.array([0.5, 0.5, np.inf]))
+    assert parity["subnet_1.tflite"]["max_abs_logit_diff"] < 1e-4
+    with pytest.raises(ParityError, match="subnet_2.tflite"):
+        check_fp32(parity)
+
+
+def test_int8_check_names_a_file_that_loses_accuracy():
+    fp32 = {"trunk.tflite": {"top1": 0.80}, "subnet_1.tflite": {"top1": 0.70}}
+    int8 = {"trunk_int8.tflite": {"top1": 0.795}, "subnet_1_int8.tflite": {"top1": 0.68}}
+    with pytest.raises(ParityError, match="subnet_1_int8.tflite"):
+        check_int8(int8, fp32)
+
+
+def test_parity_refuses_fewer_than_1000_images(tiny_bundle):
+    net, _ = checkpoint.load(tiny_bundle.parents[1] / "checkpoint")
+    model = tiny_bundle / "model"
+    chain = Chain(model / "trunk.tflite", [model / "subnet_1.tflite"])
+    with pytest.raises(ValueError, match="1000"):
+        measure(net, chain, np.zeros((10, 32, 32, 3), np.uint8), np.zeros(10, np.int64), np.array([np.inf]))
+
+
+class FourierBlock(torch.nn.Module):
+    """Complex tensors: litert-torch cannot lower them."""
+
+    def forward(self, x):
+        return torch.fft.rfft(x).real
+
+
+def test_a_module_litert_cannot_lower_is_named(tmp_path):
+    with pytest.raises(ExportError, match="cannot lower branch_7 .*FourierBlock"):
+        convert_module(FourierBlock().eval(), (torch.rand(1, 8),), tmp_path / "x.tflite", "branch_7")
+
+
+def test_trunk_shape_is_nhwc(tiny_bundle):
+    net, _ = checkpoint.load(tiny_bundle.parents[1] / "checkpoint")
+    assert trunk_shape(net) == (1, 32, 32, 64)

@@ -1,0 +1,39 @@
+"""Every bundle must run in tflite-runtime 2.14 (numpy 1.26) too, with the same top-1 as ai-edge-litert.
+
+The check runs converters/tflite_chain.py as a script in .venv-tflrt: it imports only numpy
+and tflite_runtime, like the runtime on a 32-bit Raspberry Pi OS board.
+"""
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from converters.tflite_chain import chain_from_manifest
+
+REPO = Path(__file__).resolve().parents[1]
+TFLRT_PYTHON = REPO / ".venv-tflrt" / "bin" / "python"
+
+
+def tflite_runtime_logits(model_dir: Path, images: np.ndarray, tmp_path: Path, precision: str) -> np.ndarray:
+    if not TFLRT_PYTHON.exists():
+        pytest.fail(f"{TFLRT_PYTHON} is missing: run `bash scripts/setup.sh` to create the tflite-runtime 2.14 "
+                    "environment every bundle is tested in")
+    np.save(tmp_path / "images.npy", images)
+    proc = subprocess.run([str(TFLRT_PYTHON), str(REPO / "converters" / "tflite_chain.py"), str(model_dir),
+                           str(tmp_path / "images.npy"), str(tmp_path / "logits.npy"),
+                           "--runtime", "tflite_runtime", "--precision", precision],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return np.load(tmp_path / "logits.npy")
+
+
+def test_tflite_runtime_gives_the_same_top1(tiny_bundle, tmp_path):
+    model_dir = tiny_bundle / "model"
+    with np.load(model_dir / "eval.npz", allow_pickle=False) as data:
+        images = data["images"][:200]
+    theirs = tflite_runtime_logits(model_dir, images, tmp_path, "fp32")
+    _, ours = chain_from_manifest(model_dir, "fp32", "ai_edge_litert").run(images)
+    assert theirs.shape == ours.shape
+    assert (theirs.argmax(-1) == ours.argmax(-1)).all()
+    assert np.abs(theirs - ours).max() < 1e-4

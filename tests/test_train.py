@@ -1,0 +1,67 @@
+"""Training: distillation loss, augmentation, schedule, a tiny real run, checkpoints and resume."""
+import pytest
+import torch
+
+from host import checkpoint
+from host.checkpoint import CheckpointError
+from host.data import load_cifar_like
+from host.network import DynamicNet, NetConfig
+from host.train import TrainConfig, augment, distillation_loss, lr_at, subnet_losses, train
+
+
+@pytest.mark.parametrize("temperature", [1.0, 4.0])
+def test_distillation_loss_zero_iff_student_equals_teacher(temperature):
+    logits = torch.randn(8, 10)
+    assert distillation_loss(logits, logits, temperature).item() == pytest.approx(0.0, abs=1e-6)
+    assert distillation_loss(torch.randn(8, 10), logits, temperature).item() > 0
+
+
+def test_smaller_subnets_learn_from_the_largest():
+    labels = torch.randint(0, 10, (8,))
+    teacher = torch.randn(8, 10, requires_grad=True)
+    student = teacher.detach().clone().requires_grad_()
+    losses = subnet_losses([student, teacher], labels, TrainConfig(distill=True))
+    assert losses[0].item() == pytest.approx(0.0, abs=1e-6)  # student == teacher: nothing to learn
+    losses[0].backward()
+    assert teacher.grad is None  # the teacher's predictions are detached
+    plain = subnet_losses([student, teacher], labels, TrainConfig(distill=False))
+    assert plain[0].item() == pytest.approx(torch.nn.functional.cross_entropy(student, labels).item())
+
+
+def test_augment_crops_and_flips_uint8():
+    images = torch.arange(2 * 8 * 8 * 3, dtype=torch.int64).remainder(250).to(torch.uint8).view(2, 8, 8, 3)
+    out = augment(images, torch.Generator().manual_seed(0), pad=2)
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    again = augment(images, torch.Generator().manual_seed(0), pad=2)
+    assert torch.equal(out, again)  # seeded
+    unchanged = augment(images, torch.Generator().manual_seed(0), pad=0)
+    for a, b in zip(unchanged, images):  # without padding only a flip is possible
+        assert torch.equal(a, b) or torch.equal(a, b.flip(1))
+
+
+def test_schedule_warms_up_then_decays():
+    lrs = [lr_at(s, 100, 10, 0.1) for s in range(100)]
+    assert lrs[0] < lrs[9] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] < 1e-3
+
+
+def test_tiny_real_run_lowers_loss_and_resumes(cifar_tar, tmp_path):
+    splits = load_cifar_like(cifar_tar, img_size=32, limit_train=256, calib_size=64, seed=0, limit_test=64)
+    net = DynamicNet(NetConfig(arch="resnet", widths=[0.125, 0.125]))
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=0.05, device="cpu")
+    history = train(net, splits, cfg, checkpoint_dir=tmp_path)
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[-1]["loss"][-1] < history[0]["loss"][-1]  # the largest subnet's label loss
+
+    cfg.epochs = 4  # resume adds one epoch to the three in the checkpoint
+    resumed_net, _ = checkpoint.load(tmp_path)
+    resumed = train(resumed_net, splits, cfg, checkpoint_dir=tmp_path, resume=True)
+    assert [h["epoch"] for h in resumed] == [1, 2, 3, 4]
+
+    loaded, config = checkpoint.load(tmp_path, expected_arch="resnet")
+    assert config["train"]["epochs"] == 4 and config["net"]["widths"] == [0.125, 0.125]
+    x = torch.rand(2, 3, 32, 32) * 255
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(x), resumed_net.eval()(x))
+    with pytest.raises(CheckpointError, match="resnet"):
+        checkpoint.load(tmp_path, expected_arch="mobilenet")

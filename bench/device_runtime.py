@@ -19,7 +19,8 @@ Writes bench/results/device_runtime.{md,json} with the exact command. Sections:
    Accuracy is over the eval images those frames showed; each fixed:k is also scored on exactly
    the same images (paired), from a per-image correctness table.
 4. Memory and start-up, in fresh processes that import only device/: RSS growth from frame 1,000
-   to frame 10,000 and peak RSS of the daemon loop; start of `python device/run_camera.py` to its
+   to frame 10,000 and peak RSS of the daemon loop (router at a 1 ms budget, so that the guard,
+   over-budget frames and router moves all occur); start of `python device/run_camera.py` to its
    first JSON line.
 
 Interpreters use --threads (default 1): this host is a shared 2-core machine where a
@@ -192,7 +193,8 @@ def bench_cache(cascade, bundle, inputs, threads, monolith, rounds):
 
 
 # ---------------------------------------------------------------- 2./3. the daemon loop
-def run_policy(cascade, policy, frames, seconds, sampler=None, hogs_at=None, hog_seconds=0.0):
+def run_policy(cascade, policy, frames, seconds, sampler=None, hogs_at=None, hog_seconds=0.0,
+               clock=time.perf_counter):
     """Run the daemon loop for `seconds`; per frame: latency, exit, image index, label; hog start time."""
     cap = 200_000
     lat, exits, index, label = (np.zeros(cap), np.zeros(cap, np.int64), np.zeros(cap, np.int64),
@@ -215,7 +217,8 @@ def run_policy(cascade, policy, frames, seconds, sampler=None, hogs_at=None, hog
 
     telemetry = Telemetry(io.StringIO(), ["x"] * 1000, policy.deadline_s or 1.0, cascade.num_subnets,
                           policy.name, summary_every_s=float("inf"), summary_stream=io.StringIO())
-    stats = run_loop(source, cascade, policy, telemetry, sampler=sampler, duration_s=seconds, on_frame=collect)
+    stats = run_loop(source, cascade, policy, telemetry, sampler=sampler, duration_s=seconds, on_frame=collect,
+                     clock=clock)
     for p in hog_procs:
         p.wait()
     k = n[0]
@@ -223,15 +226,21 @@ def run_policy(cascade, policy, frames, seconds, sampler=None, hogs_at=None, hog
                 hogs_at=hog_started[0], stats=stats)
 
 
-def bench_overhead(cascade, bundle, frames, budget_s, seconds):
-    policy = make_policy("router", bundle, budget_s)
-    run = run_policy(cascade, policy, frames, seconds)
-    s = run["stats"]
-    return {"frames": s.frames, "mean_frame_ms": 1e3 * s.loop_s / s.frames,
-            "overhead_ms_per_frame": 1e3 * s.overhead_s / s.frames,
-            "overhead_fraction": s.overhead_s / s.loop_s,
-            "includes": "cache copies, entropy, deadline guard, router update, sensor polling, "
-                        "JSON line to an in-memory log, and this benchmark's per-frame recording"}
+def bench_overhead(bundle, frames, threads, seconds):
+    """Loop overhead measured twice: in wall time, and in this thread's CPU time (with one
+    interpreter thread the invokes run on it), which leaves out time spent preempted by other
+    processes on a shared host."""
+    out = {}
+    for name, clock in (("wall", time.perf_counter), ("cpu", time.thread_time)):
+        cascade = Cascade(bundle, threads=threads, clock=clock)
+        cascade.warm_up()
+        s = run_policy(cascade, make_policy("router", bundle, 1.0), frames, seconds, clock=clock)["stats"]
+        out[name] = {"frames": s.frames, "mean_frame_ms": 1e3 * s.loop_s / s.frames,
+                     "overhead_us_per_frame": 1e6 * s.overhead_s / s.frames,
+                     "overhead_fraction": s.overhead_s / s.loop_s}
+    out["includes"] = ("cache copies, entropy, deadline guard, router update, JSON line to an in-memory "
+                       "log, and this benchmark's per-frame recording")
+    return out
 
 
 def summarize_window(run, budget_s, table, labels):
@@ -274,7 +283,7 @@ def memory_probe(bundle_path, threads, frames_total):
     cascade = Cascade(bundle, threads=threads)
     cascade.warm_up()
     frames, _, _ = eval_data(bundle)
-    policy = make_policy("router", bundle, 1.0)
+    policy = make_policy("router", bundle, 0.001)  # a tight budget: guard cuts and over-budget frames happen too
     proc = psutil.Process()
     marks = {}
 
@@ -337,8 +346,10 @@ def report_md(r, command):
          verdict(c["ratio_vs_standalone"] <= TARGETS["cache_vs_standalone"])),
         ("cache: escalation to K / subnets 1..K from scratch", f"{c['ratio_vs_scratch']:.3f}", "<= 0.60",
          verdict(c["ratio_vs_scratch"] <= TARGETS["cache_vs_scratch"])),
-        ("router overhead / mean frame time", f"{100 * o['overhead_fraction']:.2f}%", "<= 2%",
-         verdict(o["overhead_fraction"] <= TARGETS["router_overhead"])),
+        ("router overhead / mean frame time (wall clock)", f"{100 * o['wall']['overhead_fraction']:.2f}%",
+         "<= 2%", verdict(o["wall"]["overhead_fraction"] <= TARGETS["router_overhead"])),
+        ("router overhead / mean frame time (thread CPU time)", f"{100 * o['cpu']['overhead_fraction']:.2f}%",
+         "<= 2%", verdict(o["cpu"]["overhead_fraction"] <= TARGETS["router_overhead"])),
         ("under load: router p95 vs budget", f"{router['p95_ms']:.3f} / {load['budget_ms']:.3f} ms", "p95 <= budget",
          verdict(router["p95_ms"] <= load["budget_ms"])),
         ("under load: router frames over budget", f"{100 * router['over_fraction']:.1f}%", "<= 5%",
@@ -367,8 +378,10 @@ def report_md(r, command):
         "| run | mean ms | p50 ms | p95 ms |", "|---|---|---|---|",
         *[f"| {n} | {s['mean']:.3f} | {s['p50']:.3f} | {s['p95']:.3f} |" for n, s in c["stats_ms"].items()], "",
         "## Router overhead", "",
-        f"{o['frames']} frames, mean frame {o['mean_frame_ms']:.3f} ms, overhead "
-        f"{o['overhead_ms_per_frame'] * 1e3:.1f} us per frame ({o['includes']}).", "",
+        *[f"- {name}: {o[name]['frames']} frames, mean frame {o[name]['mean_frame_ms']:.3f} ms, overhead "
+          f"{o[name]['overhead_us_per_frame']:.1f} us per frame" for name in ("wall", "cpu")],
+        f"- overhead = loop time - invokes - preprocessing: {o['includes']}. Wall time also counts "
+        "the time the process sat preempted outside an invoke; CPU time does not.", "",
         "## Budget under load", "",
         f"Budget {load['budget_ms']:.3f} ms = halfway between fixed:1 "
         f"({load['unloaded_ms']['fixed:1']['mean']:.3f} ms) and {top} "
@@ -418,7 +431,7 @@ def main(argv=None):
         print("1/4 feature cache ...", file=sys.stderr)
         cache = bench_cache(cascade, bundle, inputs, args.threads, monolith, args.rounds)
     print("2/4 router overhead ...", file=sys.stderr)
-    overhead = bench_overhead(cascade, bundle, frames, 1.0, 3.0)
+    overhead = bench_overhead(bundle, frames, args.threads, 3.0)
     print("3/4 budget under load ...", file=sys.stderr)
     load = bench_load(cascade, bundle, frames, labels, table, profile, args.run_seconds)
     print("4/4 memory and start-up ...", file=sys.stderr)

@@ -49,13 +49,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", type=Path, default=REPO / "dist" / "mobilenet-cifar10")
     parser.add_argument("--quick", action="store_true", help="profile in --quick mode (a smoke run)")
+    parser.add_argument("--threads", type=int, help="passed to device/profile.py (default: the profile's)")
     parser.add_argument("--result", type=Path, default=REPO / "bench/results/profile_repeatability.md")
     args = parser.parse_args()
     if not (args.bundle / "model" / "manifest.json").is_file():
         print(f"error: {args.bundle} is not a bundle (no model/manifest.json); build one with "
               "`python host/build.py --arch mobilenet` or pass --bundle", file=sys.stderr)
         return 2
-    extra = ["--quick"] if args.quick else []
+    extra = (["--quick"] if args.quick else []) + \
+        (["--threads", str(args.threads)] if args.threads else [])
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         first, t1 = run_profile(args.bundle, Path(tmp) / "run1", extra)

@@ -4,7 +4,10 @@ Static int8: per-channel symmetric weights, per-tensor activations observed with
 on real training images. Each file (trunk, subnet_k) is calibrated on the inputs it meets on
 the board: images for the trunk, the float trunk tensor and cached features for subnet k. The
 files keep float32 inputs and outputs, so the board feeds them exactly like the fp32 ones.
-Chosen over ai-edge-quantizer's static recipe by measurement (bench/results/convert_bundle.md).
+Chosen over ai-edge-quantizer's static_wi8_ai8 recipe on the fp32 files: that one quantizes in
+seconds and ran no faster, but it wrote subnet_k (k >= 2) files whose signature output f_k pointed
+at a tensor it had replaced (f_k also feeds the concatenation), so the signature runner failed
+with "Tensor data is null" (ai-edge-quantizer 0.10, measured 2026-11-22).
 """
 from pathlib import Path
 

@@ -31,6 +31,7 @@ from device.boards import BoardError, profiles_dir, resolve_profile  # noqa: E40
 from device.bundle import BundleError, default_bundle_dir, load_bundle  # noqa: E402
 from device.cascade import Cascade, CascadeError  # noqa: E402
 from device.daemon import run_loop  # noqa: E402
+from device.preprocess import frame_to_input  # noqa: E402
 from device.profile_report import REPORT_FORMAT, REPORT_VERSION, write_report  # noqa: E402
 from device.router import (BoardSensors, PolicyError, SensorSampler, ThermalLimits,  # noqa: E402
                            make_policy)
@@ -39,7 +40,8 @@ from device.sensors import read_temperature  # noqa: E402
 from device.telemetry import Telemetry  # noqa: E402
 from device.timing import benchmark, summarize, time_call  # noqa: E402
 
-# Run lengths: (warm-up runs, steady-state runs, thread-sweep runs, policy frames, budgets).
+# Run lengths: warm-up and steady-state runs of the stage timings, frames per thread count,
+# frames per policy run (fixed:k, cascade, each router budget) and the number of budgets.
 MODES = {"full": dict(warmup=20, runs=200, thread_runs=100, frames=500, budgets=4),
          "quick": dict(warmup=3, runs=15, thread_runs=8, frames=40, budgets=2)}
 SYNTHETIC_FRAMES = 64
@@ -123,7 +125,7 @@ def run_policy(cascade, policy, bundle, frames, labels, count, sampler=None) -> 
     latencies, exits, predictions = [], [], []
 
     def collect(frame, result, latency_s):
-        latencies.append(latency_s * 1e3)
+        latencies.append(round(latency_s * 1e3, 4))  # 0.1 us: enough, and keeps report.json small
         exits.append(result.exit_subnet)
         predictions.append(result.label)
 
@@ -141,10 +143,10 @@ def run_policy(cascade, policy, bundle, frames, labels, count, sampler=None) -> 
             "exits": exits, "exit_mix": [float(x) for x in mix], "accuracy": accuracy}
 
 
-def feed(cascade, frames, size):
+def feed(cascade, frames):
     """A function i -> preprocessed input of frame i (one reused buffer, as the daemon does)."""
-    from device.preprocess import frame_to_input
     buffer = np.zeros(cascade.input_shape, dtype=np.float32)
+    size = cascade.input_shape[1]
     return lambda i: frame_to_input(frames[i % len(frames)], size, buffer)
 
 
@@ -174,8 +176,10 @@ def escalate_recomputing(cascade, image) -> None:
             cascade.run_subnet(k)
 
 
-def thread_counts(cores: int, default: int) -> list[int]:
-    return sorted({1, 2, 4, cores, default} & set(range(1, cores + 1)))
+def thread_counts(cores: int, default: int, quick: bool) -> list[int]:
+    """Thread counts to sweep: 1, 2, 4 and all cores (quick: 1 and the default only)."""
+    counts = {1, default} if quick else {1, 2, 4, cores, default}
+    return sorted(n for n in counts if n <= max(cores, default))
 
 
 def budgets_between(low_ms: float, high_ms: float, count: int) -> list[float]:
@@ -183,83 +187,93 @@ def budgets_between(low_ms: float, high_ms: float, count: int) -> list[float]:
     return [float(b) for b in np.linspace(low_ms * 1.1, high_ms * 1.1, count)]
 
 
-def fixed_accuracy(cascade, inputs, labels, count) -> list[float]:
-    """Top-1 of every subnet from one pass that escalates each image to the top (cached)."""
-    correct = np.zeros(cascade.num_subnets)
-    for i in range(count):
-        escalate_all(cascade, inputs(i))
-        correct += np.argmax(cascade.cache.logits[:, 0], axis=1) == labels[i]
-    return [float(c / count) for c in correct]
-
-
-def profile_bundle(args, profile, detected: bool) -> dict:
-    mode = MODES["quick" if args.quick else "full"]
-    thermometer = Thermometer(profile)
-    threads = args.threads or profile.default_threads
-    started = time.perf_counter()
-    load_start = time.perf_counter()
+def measure_load(args, threads: int) -> tuple:
+    """Load and verify the bundle, then create the interpreters; (bundle, cascade, load figures)."""
+    start = time.perf_counter()
     bundle = load_bundle(args.bundle)
     verified = time.perf_counter()
     cascade = Cascade(bundle, runtime=args.runtime, threads=threads, precision=args.precision)
     loaded = time.perf_counter()
-    rss_after_load = psutil.Process().memory_info().rss / 2**20
-    k_top = cascade.num_subnets
-    size = cascade.input_shape[1]
-    frames, labels = eval_frames(bundle, mode["frames"])
-    inputs = feed(cascade, frames, size)
-    skipped = []
-    if labels is None:
-        skipped.append({"section": "accuracy (fixed subnets, cascade, router)",
-                        "reason": "the bundle carries no labeled images (manifest eval_set is "
-                                  "null); latency was measured on seeded synthetic frames"})
+    return bundle, cascade, {"verify_ms": (verified - start) * 1e3,
+                             "interpreters_ms": (loaded - verified) * 1e3,
+                             "bundle_load_ms": (loaded - start) * 1e3}
 
+
+def measure_stages(cascade, inputs, mode: dict) -> dict:
+    """First inference, warm-up, then steady-state stage costs and cache against recompute."""
     startup = benchmark(lambda: escalate_all(cascade, inputs(0)), mode["warmup"], 0)
-    trunk_ms, incremental_ms = stage_latencies(cascade, inputs, mode["runs"])
-    thermometer.read()
-
-    sampler = SensorSampler(BoardSensors(profile))
-    cumulative = [run_policy(cascade, make_policy(f"fixed:{k}", bundle, 1.0), bundle, frames,
-                             labels, mode["runs"]) for k in range(1, k_top + 1)]
+    trunk, incremental = stage_latencies(cascade, inputs, mode["runs"])
     cached = [time_call(lambda: escalate_all(cascade, inputs(i))) for i in range(mode["runs"])]
     recompute = [time_call(lambda: escalate_recomputing(cascade, inputs(i)))
                  for i in range(mode["runs"])]
-    thermometer.read()
+    with_cache, recomputing = summarize(cached), summarize(recompute)
+    return {"startup": startup, "trunk": summarize(trunk),
+            "incremental": [summarize(x) for x in incremental],
+            "cache": {"with_cache_ms": with_cache, "recompute_ms": recomputing,
+                      "ratio": with_cache["p50"] / recomputing["p50"]}}
 
+
+def measure_threads(args, bundle, cascade, frames, labels, mode: dict, cores: int) -> list[dict]:
+    """Frame latency through subnet K (fixed:K in the daemon loop) at each thread count."""
     sweep = []
-    for n in thread_counts(profile.cores, threads):
-        other = cascade if n == threads else Cascade(bundle, runtime=args.runtime, threads=n,
-                                                     precision=args.precision)
+    for n in thread_counts(cores, cascade.threads, args.quick):
+        other = cascade if n == cascade.threads else Cascade(
+            bundle, runtime=args.runtime, threads=n, precision=args.precision)
         other.warm_up(mode["warmup"])
-        run = run_policy(other, make_policy(f"fixed:{k_top}", bundle, 1.0), bundle, frames,
-                         labels, mode["thread_runs"])
+        run = run_policy(other, make_policy(f"fixed:{cascade.num_subnets}", bundle, 1.0), bundle,
+                         frames, labels, mode["thread_runs"])
         sweep.append({"threads": n, "full_ms": run["latency_ms"]})
-    thermometer.read()
+    return sweep
 
-    count = min(len(frames), mode["frames"])
-    accuracy = fixed_accuracy(cascade, inputs, labels, count) if labels is not None else [None] * k_top
-    cascade_run = run_policy(cascade, make_policy("cascade", bundle, 1.0), bundle, frames, labels,
-                             count)
+
+def measure_policies(args, profile, bundle, cascade, frames, labels, count: int,
+                     budget_count: int) -> dict:
+    """fixed:1..K, the calibrated cascade and the router at several budgets, in the daemon loop."""
+    fixed = [run_policy(cascade, make_policy(f"fixed:{k}", bundle, 1.0), bundle, frames, labels,
+                        count) for k in range(1, cascade.num_subnets + 1)]
+    calibrated = run_policy(cascade, make_policy("cascade", bundle, 1.0), bundle, frames, labels,
+                            count)
+    budgets = args.budgets or budgets_between(fixed[0]["latency_ms"]["p50"],
+                                              fixed[-1]["latency_ms"]["p50"], budget_count)
     limits = ThermalLimits(profile.soft_throttle_c, profile.hard_throttle_c)
-    budgets = args.budgets or budgets_between(cumulative[0]["latency_ms"]["p50"],
-                                              cumulative[-1]["latency_ms"]["p50"], mode["budgets"])
-    router_runs = []
+    sampler = SensorSampler(BoardSensors(profile))
+    routed = []
     for budget in budgets:
         policy = make_policy("router", bundle, budget / 1e3, limits=limits, sensors=sampler)
         run = run_policy(cascade, policy, bundle, frames, labels, count, sampler)
         run["budget_ms"] = budget
         run["over_budget_fraction"] = float(np.mean(np.asarray(run["samples_ms"]) > budget))
-        router_runs.append(run)
-    trace_run = router_runs[len(router_runs) // 2]
+        routed.append(run)
+    return {"fixed": fixed, "cascade": calibrated, "router": routed}
 
-    subnets = []
-    for spec, inc, cum, acc in zip(sorted(bundle.manifest["subnets"], key=lambda s: s["index"]),
-                                   incremental_ms, cumulative, accuracy):
-        subnets.append({"index": spec["index"], "macs_incremental": spec["macs_incremental"],
-                        "macs_cumulative": spec["macs_cumulative"],
-                        "host_accuracy": spec.get("accuracy"), "accuracy": acc,
-                        "incremental_ms": summarize(inc), "cumulative_ms": cum["latency_ms"],
-                        "cumulative_samples_ms": cum["samples_ms"]})
-    with_cache, recomputing = summarize(cached), summarize(recompute)
+
+def profile_bundle(args, profile, detected: bool) -> dict:
+    """Every measurement, in the report.json schema (device/profile_report.py)."""
+    mode = MODES["quick" if args.quick else "full"]
+    started = time.perf_counter()
+    thermometer = Thermometer(profile)
+    threads = args.threads or profile.default_threads
+    bundle, cascade, load = measure_load(args, threads)
+    rss_after_load = psutil.Process().memory_info().rss / 2**20
+    frames, labels = eval_frames(bundle, mode["frames"])
+    count = min(len(frames), mode["frames"])
+    inputs = feed(cascade, frames)
+    stages = measure_stages(cascade, inputs, mode)
+    thermometer.read()
+    sweep = measure_threads(args, bundle, cascade, frames, labels, mode, profile.cores)
+    thermometer.read()
+    runs = measure_policies(args, profile, bundle, cascade, frames, labels, count, mode["budgets"])
+    skipped = [] if labels is not None else [{
+        "section": "accuracy (fixed subnets, cascade, router)",
+        "reason": "the bundle carries no labeled images (manifest eval_set is null); latency was "
+                  "measured on seeded synthetic frames"}]
+    specs = sorted(bundle.manifest["subnets"], key=lambda s: s["index"])
+    subnets = [{"index": spec["index"], "macs_incremental": spec["macs_incremental"],
+                "macs_cumulative": spec["macs_cumulative"], "host_accuracy": spec.get("accuracy"),
+                "accuracy": run["accuracy"], "incremental_ms": incremental,
+                "cumulative_ms": run["latency_ms"], "cumulative_samples_ms": run["samples_ms"]}
+               for spec, incremental, run in zip(specs, stages["incremental"], runs["fixed"])]
+    trace = runs["router"][len(runs["router"]) // 2]
     h, w = bundle.input_size
     return {
         "format": REPORT_FORMAT, "format_version": REPORT_VERSION,
@@ -270,28 +284,25 @@ def profile_bundle(args, profile, detected: bool) -> dict:
                   "cores": profile.cores, "threads": threads, "machine": platform.machine(),
                   "python": platform.python_version(), "cpu": cpu_name(), "notes": profile.notes},
         "runtime": {"name": cascade.runtime_name, "numpy": np.__version__},
-        "bundle": {"name": bundle.name, "path": str(Path(args.bundle)), "arch": bundle.manifest["arch"],
+        "bundle": {"name": bundle.name, "path": str(args.bundle), "arch": bundle.manifest["arch"],
                    "dataset": bundle.manifest["dataset"], "precision": args.precision,
-                   "subnets": k_top, "input_hw": [h, w],
-                   "eval_images": 0 if labels is None else int(count)},
-        "load": {"verify_ms": (verified - load_start) * 1e3,
-                 "interpreters_ms": (loaded - verified) * 1e3,
-                 "bundle_load_ms": (loaded - load_start) * 1e3,
-                 "first_inference_ms": startup["first_ms"], "warmup_runs": mode["warmup"],
-                 "warmup_ms": startup["warmup_ms"], "steady_runs": mode["runs"]},
-        "trunk": {"latency_ms": summarize(trunk_ms)},
+                   "subnets": cascade.num_subnets, "input_hw": [h, w],
+                   "eval_images": 0 if labels is None else count},
+        "load": {**load, "first_inference_ms": stages["startup"]["first_ms"],
+                 "warmup_runs": mode["warmup"], "warmup_ms": stages["startup"]["warmup_ms"],
+                 "steady_runs": mode["runs"], "policy_frames": count},
+        "trunk": {"latency_ms": stages["trunk"]},
         "subnets": subnets,
-        "cache": {"with_cache_ms": with_cache, "recompute_ms": recomputing,
-                  "ratio": with_cache["p50"] / recomputing["p50"]},
+        "cache": stages["cache"],
         "threads": sweep,
         "cascade": {"control": float(bundle.manifest["router"]["initial"]),
-                    "latency_ms": cascade_run["latency_ms"], "accuracy": cascade_run["accuracy"],
-                    "exit_mix": cascade_run["exit_mix"]},
+                    "latency_ms": runs["cascade"]["latency_ms"],
+                    "accuracy": runs["cascade"]["accuracy"], "exit_mix": runs["cascade"]["exit_mix"]},
         "router": [{"budget_ms": r["budget_ms"], "frames": r["frames"], "latency_ms": r["latency_ms"],
                     "over_budget_fraction": r["over_budget_fraction"], "exit_mix": r["exit_mix"],
-                    "accuracy": r["accuracy"]} for r in router_runs],
-        "router_trace": {"budget_ms": trace_run["budget_ms"], "latency_ms": trace_run["samples_ms"],
-                         "exit_subnet": trace_run["exits"]},
+                    "accuracy": r["accuracy"]} for r in runs["router"]],
+        "router_trace": {"budget_ms": trace["budget_ms"], "latency_ms": trace["samples_ms"],
+                         "exit_subnet": trace["exits"]},
         "memory": {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                    "rss_after_load_mib": rss_after_load},
         "thermal": thermometer.summary(),

@@ -75,9 +75,10 @@ def summary_rows(report: dict) -> list[list]:
     temp_status = "ok" if thermal["sensor_available"] else "no temperature sensor"
     rows.append(["temperature before", thermal["before_c"], "°C", MEASURED, temp_status])
     rows.append(["temperature after", thermal["after_c"], "°C", MEASURED, temp_status])
+    throttle_status = {"none": "ok", "unknown": NOT_AVAILABLE}.get(thermal["throttle_state"],
+                                                                  "throttled")
     rows.append(["throttling seen", thermal["throttle_state"], "state (none/soft/hard)",
-                 MEASURED, "ok" if thermal["throttle_state"] in ("none",) else
-                 (NOT_AVAILABLE if thermal["throttle_state"] == "unknown" else "throttled")])
+                 MEASURED, throttle_status])
     return rows
 
 

@@ -153,22 +153,22 @@ def main(argv=None) -> int:
     cascade.warm_up()
     telemetry = Telemetry(log_stream, bundle.labels, budget, cascade.num_subnets, policy.name,
                           summary_every_s=args.summary_every)
-    metrics = None
-    if args.metrics_port:
-        from device.metrics import MetricsServer
-        try:
-            metrics = MetricsServer(args.metrics_port, telemetry)
-        except OSError as exc:
-            print(f"error: --metrics-port {args.metrics_port}: cannot listen on 127.0.0.1 "
-                  f"({exc.strerror}); pick a free port", file=sys.stderr)
-            return 2
     notifier = SystemdNotifier()
-    log.info("bundle %s: %d subnets, %s, runtime %s, %d thread(s); board %s; budget %.1f ms; "
-             "policy %s; source %s; ready in %.2f s", bundle.name, cascade.num_subnets, args.precision,
-             cascade.runtime_name, cascade.threads, profile.name, budget * 1e3, policy.name,
-             source.describe, time.perf_counter() - STARTED)
-    notifier.ready(f"budget {budget * 1e3:.1f} ms")
+    metrics = None
     try:
+        if args.metrics_port:
+            from device.metrics import MetricsServer
+            try:
+                metrics = MetricsServer(args.metrics_port, telemetry)
+            except OSError as exc:
+                print(f"error: --metrics-port {args.metrics_port}: cannot listen on 127.0.0.1 "
+                      f"({exc.strerror}); pick a free port", file=sys.stderr)
+                return 2
+        log.info("bundle %s: %d subnets, %s, runtime %s, %d thread(s); board %s; budget %.1f ms; "
+                 "policy %s; source %s; ready in %.2f s", bundle.name, cascade.num_subnets, args.precision,
+                 cascade.runtime_name, cascade.threads, profile.name, budget * 1e3, policy.name,
+                 source.describe, time.perf_counter() - STARTED)
+        notifier.ready(f"budget {budget * 1e3:.1f} ms")
         run_loop(source, cascade, policy, telemetry, sampler=sampler, stop=stop,
                  max_frames=args.max_frames, duration_s=args.duration, on_frame=on_frame,
                  heartbeat=notifier.ping)

@@ -127,7 +127,10 @@ def convert_and_verify(trained: Trained, quantize: str | None, work: Path, threa
     for name, files in exported.items():
         chain = Chain(files.trunk, files.subnets, threads=threads)
         parity, cascade = measure(net, chain, test.images, test.labels, thresholds, reference)
-        check_fp32(parity) if name == "fp32" else check_int8(parity, precisions["fp32"].parity)
+        if name == "fp32":
+            check_fp32(parity)
+        else:
+            check_int8(parity, precisions["fp32"].parity)
         precisions[name] = PrecisionFiles(files.trunk, files.subnets, parity, cascade)
         latency[name] = chain.latency_ms(test.images[0])
     return precisions, latency
@@ -160,11 +163,16 @@ def expected_name(args) -> str:
 def build(args) -> tuple:
     """The whole pipeline; returns (bundle folder, archive)."""
     refuse_existing(args.dist / expected_name(args), args.force)  # before minutes of training
+    if args.limit_test is not None and args.limit_test < MIN_PARITY_IMAGES:
+        raise CliError(f"--limit-test {args.limit_test}: parity needs >= {MIN_PARITY_IMAGES} test images")
     started = stage(1, "train" if args.checkpoint is None else f"load checkpoint {args.checkpoint}")
     trained = train_or_load(args)
     print(f"      done in {time.time() - started:.0f}s", file=sys.stderr)
     name = f"{trained.net.cfg.arch}-{trained.splits.name}"
-    stage(2, f"calibrate: router initial control {trained.calibration['router']['initial']:.2f}")
+    router = trained.calibration["router"]
+    stage(2, f"calibrate: entropy quantiles of {trained.net.num_subnets} subnets on "
+             f"{trained.calibration['count']} held-out images; router initial {router['initial']:.2f}, "
+             f"floor {router['floor']:.2f}")
     with tempfile.TemporaryDirectory(prefix="dynedge-build-") as work:
         precisions, latency = convert_and_verify(trained, args.quantize, Path(work), args.threads)
         stage(5, f"bundle: {args.dist / name}")
@@ -187,6 +195,9 @@ def main(argv=None) -> int:
     except BUILD_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; no bundle was written (partial output is removed)", file=sys.stderr)
+        return 130
     print(f"bundle: {folder}  archive: {archive}")
     return 0
 

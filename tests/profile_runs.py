@@ -12,12 +12,16 @@ _done: dict = {}
 
 def quick_profile(bundle: Path, out_root: Path, python: Path | str = sys.executable,
                   board: str = "x86_64") -> tuple[dict, Path]:
-    """Run `python device/profile.py --quick` from the repository root; (report, report folder)."""
+    """Run `python device/profile.py --quick --threads 1` from the repository root.
+
+    One thread: the test machine is shared, and a TFLite thread pool larger than the free cores
+    spin-waits (tflite-runtime 2.14 measured ~100x slower with 2 threads on 2 busy cores).
+    Returns (report, report folder)."""
     key = (str(bundle), str(python), board)
     if key not in _done:
         out = out_root / f"report-{len(_done)}"
         proc = subprocess.run([str(python), "device/profile.py", "--bundle", str(bundle),
-                               "--board", board, "--out", str(out), "--quick"],
+                               "--board", board, "--out", str(out), "--quick", "--threads", "1"],
                               cwd=REPO, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
         _done[key] = (json.loads((out / "report.json").read_text()), out)

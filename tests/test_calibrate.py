@@ -8,8 +8,10 @@ from host.calibrate import calibrate, calibration_from_logits, curve_on_split, r
 from host.complexity import subnet_costs
 from host.data import Split
 from host.network import DynamicNet, NetConfig
+from tests.torch_threads import one_thread  # noqa: F401  (autouse fixture)
 
 COSTS = {"subnets": [{"macs_cumulative": m} for m in (10, 20, 30)]}
+
 
 
 def synthetic_logits(n=600, seed=0):

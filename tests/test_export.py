@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from converters.export import ExportError, convert_module, trunk_shape
+from converters.export import ExportError, TrunkExport, convert_module, trunk_shape
 from converters.parity import ParityError, check_fp32, check_int8, measure
+from converters.quantize import calibration_inputs, int8_name, quantize_module
 from converters.tflite_chain import Chain, TFLiteFile
 from host import checkpoint
 
@@ -95,3 +96,20 @@ def test_a_module_litert_cannot_lower_is_named(tmp_path):
 def test_trunk_shape_is_nhwc(tiny_bundle):
     net, _ = checkpoint.load(tiny_bundle.parents[1] / "checkpoint")
     assert trunk_shape(net) == (1, 32, 32, 64)
+
+
+def test_int8_trunk_tracks_pytorch_through_int8_boundaries(tiny_bundle, tmp_path):
+    """PT2E int8 on real images; TFLiteFile (de)quantizes int8 boundary tensors so callers see float."""
+    net, _ = checkpoint.load(tiny_bundle.parents[1] / "checkpoint")
+    with np.load(tiny_bundle / "model" / "eval.npz") as data:
+        images = data["images"][:32]
+    samples = calibration_inputs(net, images)["trunk"]
+    path = quantize_module(TrunkExport(net).eval(), samples, tmp_path / int8_name("trunk.tflite"), "trunk")
+    int8 = TFLiteFile(path)
+    assert path.name == "trunk_int8.tflite"
+    with torch.no_grad():
+        expected = TrunkExport(net).eval()(torch.from_numpy(images[:4]).float()).numpy()
+    got = np.concatenate([int8(img[None].astype(np.float32))[0] for img in images[:4]])
+    scale = max(s for _, dtype, s, _ in int8.outputs)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    assert np.abs(got - expected).max() <= 3 * scale + 1e-6

@@ -3,6 +3,8 @@ import pytest
 import torch
 
 from host.network import ARCHS, DynamicNet, NetConfig
+from tests.torch_threads import one_thread  # noqa: F401  (autouse fixture)
+
 
 
 def make_net(arch, widths=(0.25, 0.25, 0.25, 0.25), img_size=16):

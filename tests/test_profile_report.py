@@ -1,5 +1,6 @@
 """device/profile.py on a small real bundle in --quick mode: the JSON sections, the Markdown units,
 the plots, both runtimes, a bundle without labeled images, and bad input."""
+import json
 import re
 
 import pytest
@@ -100,10 +101,9 @@ def test_bundle_without_labeled_images_skips_accuracy(tiny_bundle, tmp_path, cap
     bundle = without_eval_set(tiny_bundle, tmp_path / "no-eval")
     out = tmp_path / "report"
     assert profile_main(["--bundle", str(bundle), "--board", "x86_64", "--out", str(out),
-                         "--quick"]) == 0
+                         "--quick", "--threads", "1"]) == 0
     markdown = (out / "report.md").read_text()
     assert "skipped" in markdown and "no labeled images" in markdown
-    import json
     data = json.loads((out / "report.json").read_text())
     assert data["bundle"]["eval_images"] == 0 and data["skipped"]
     assert all(s["accuracy"] is None for s in data["subnets"])

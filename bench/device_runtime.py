@@ -64,7 +64,6 @@ TARGETS = {"cache_vs_standalone": 1.05, "cache_vs_scratch": 0.6, "router_overhea
 
 class EvalFrames:
     """The bundle's eval images as BGR frames, cycled; remembers which image it gave last."""
-    live = False
 
     def __init__(self, frames_bgr, count=None):
         self.frames = frames_bgr
@@ -370,7 +369,9 @@ def report_md(r, command):
         "# Device runtime benchmark (issue 4)", "",
         f"Command: `{command}`  ", f"Bundle: `{r['bundle']}` ({r['subnets']} subnets, fp32), runtime "
         f"{r['runtime']}, {r['threads']} thread(s), {r['eval_images']} eval images; host: {r['host']}; "
-        f"measured {r['when']}. All figures measured in this one run; none estimated.", "",
+        f"measured {r['when']}. All figures measured in this one run; none estimated.  ",
+        f"Bundle built with: `{r['built_with'] or 'not given'}`; its eval-set accuracy per subnet (fixed:1..K): "
+        + ", ".join(f"{a:.3f}" for a in r["fixed_accuracy_all_eval"]) + ".", "",
         "| target | measured | goal | status |", "|---|---|---|---|",
         *[f"| {a} | {b} | {g} | {s} |" for a, b, g, s in rows], "",
         "## Feature cache", "",
@@ -411,6 +412,7 @@ def main(argv=None):
     p.add_argument("--run-seconds", type=float, default=6.0, help="seconds per policy under load")
     p.add_argument("--memory-frames", type=int, default=10_000)
     p.add_argument("--board", default="x86_64")
+    p.add_argument("--built-with", default="", help="the command that built the bundle, for the report")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     p.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -437,7 +439,7 @@ def main(argv=None):
     print("4/4 memory and start-up ...", file=sys.stderr)
     memory = bench_memory(args.bundle, args.threads, args.memory_frames)
     first = bench_first_result(args.bundle, frames, args.threads)
-    result = {"command": command, "bundle": str(args.bundle), "subnets": bundle.num_subnets,
+    result = {"command": command, "bundle": str(args.bundle), "built_with": args.built_with, "subnets": bundle.num_subnets,
               "runtime": cascade.runtime_name, "threads": args.threads, "eval_images": int(len(labels)),
               "host": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
               "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "run_seconds": args.run_seconds,

@@ -36,7 +36,7 @@ def hardware() -> dict:
         cpu = names[0] if names else cpu
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(), "gpu": gpu,
-            "torch": torch.__version__, "python": platform.python_version()}
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "python": platform.python_version()}
 
 
 def run_summary(result) -> dict:
@@ -75,12 +75,14 @@ def markdown(report: dict) -> str:
     lines = [f"# Training benchmark: preset `{report['preset']}`, arch `{report['arch']}`, {report['dataset']}", "",
              f"Command: `{report['command']}`", "",
              f"Hardware: {hw['cpu']} ({hw['cpu_count']} logical CPUs), GPU: {hw['gpu'] or 'none'}; "
-             f"{hw['platform']}; Python {hw['python']}, torch {hw['torch']}. Date: {report['date']}.", "",
+             f"{hw['platform']}; Python {hw['python']}, torch {hw['torch']} ({hw['torch_threads']} threads). "
+             f"Date: {report['date']}.", "",
              f"Data: {report['counts']['train']} train, {report['counts']['calib']} calibration (held out of train), "
              f"{report['counts']['test']} test images. Wall time (s): " +
              ", ".join(f"{k} {v:.0f}" for k, v in report["seconds"].items()) + ".", "",
              "## Subnets (test top-1; MACs from torch FlopCounterMode, batch 1)", "",
-             "| subnet | MMACs incremental | MMACs cumulative | % of largest | params cumulative | test top-1 | calib top-1 |",
+             "| subnet | MMACs incremental | MMACs cumulative | % of largest | params cumulative | test top-1 "
+             "| calib top-1 |",
              "|---:|---:|---:|---:|---:|---:|---:|",
              f"| trunk | {costs['trunk']['macs'] / 1e6:.2f} | | | {costs['trunk']['params']:,} | | |"]
     for sub, acc, cal in zip(subnets, report["test_top1"], report["calibration"]["subnets"]):

@@ -3,7 +3,9 @@
 Static int8: per-channel symmetric weights, per-tensor activations observed with histograms
 on real training images. Each file (trunk, subnet_k) is calibrated on the inputs it meets on
 the board: images for the trunk, the float trunk tensor and cached features for subnet k. The
-files keep float32 inputs and outputs, so the board feeds them exactly like the fp32 ones.
+image input stays float32, but litert-torch folds boundary quantize/dequantize ops into the
+signature, so the trunk tensor, f_k and logits can be int8 with a (scale, zero point): the
+runtime (de)quantizes them, as converters.tflite_chain.TFLiteFile does.
 Chosen over ai-edge-quantizer's static_wi8_ai8 recipe on the fp32 files: that one quantizes in
 seconds and ran no faster, but it wrote subnet_k (k >= 2) files whose signature output f_k pointed
 at a tensor it had replaced (f_k also feeds the concatenation), so the signature runner failed

@@ -59,10 +59,6 @@ class Bundle:
                               f"available: {', '.join(self.precisions())}")
         return self.model_dir / entry["trunk"], [self.model_dir / f for f in entry["subnets"]]
 
-    def optional_file(self, relative: str) -> Path | None:
-        """A verified extra file (e.g. monolithic_K.tflite) when the bundle ships one."""
-        return self.model_dir / relative if relative in self.manifest["files"] else None
-
     def eval_set(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(images (N, H, W, 3) uint8 RGB, labels (N,) int64) carried in the bundle, or None."""
         spec = self.manifest.get("eval_set")

@@ -29,6 +29,3 @@ class FeatureCache:
     def slot(self, k: int) -> np.ndarray:
         """Where subnet k's f_k goes (a view)."""
         return self.features[:, self.offsets[k - 1]: self.offsets[k]]
-
-    def nbytes(self) -> int:
-        return self.trunk.nbytes + self.features.nbytes + self.logits.nbytes

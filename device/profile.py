@@ -12,7 +12,6 @@ the camera daemon runs, so a frame's latency here is the daemon's (preprocess + 
 Writes profiles/reports/<board>/<bundle>/report.{json,md} (+ PNG plots when matplotlib is
 installed; otherwise the report says how to draw them on the host).
 """
-import argparse
 import io
 import platform
 import resource
@@ -35,7 +34,8 @@ from device.preprocess import frame_to_input  # noqa: E402
 from device.profile_report import REPORT_FORMAT, REPORT_VERSION, write_report  # noqa: E402
 from device.router import (BoardSensors, PolicyError, SensorSampler, ThermalLimits,  # noqa: E402
                            make_policy)
-from device.runtime import RuntimeUnavailable  # noqa: E402
+from device.run_camera import Parser, UsageError, parse_budget, positive  # noqa: E402
+from device.runtime import RUNTIMES, RuntimeUnavailable  # noqa: E402
 from device.sensors import read_temperature  # noqa: E402
 from device.telemetry import Telemetry  # noqa: E402
 from device.timing import benchmark, summarize, time_call  # noqa: E402
@@ -45,20 +45,21 @@ from device.timing import benchmark, summarize, time_call  # noqa: E402
 MODES = {"full": dict(warmup=20, runs=200, thread_runs=100, frames=500, budgets=4),
          "quick": dict(warmup=3, runs=15, thread_runs=8, frames=40, budgets=2)}
 SYNTHETIC_FRAMES = 64
+CHUNK = 25  # frames per turn when several policies are measured in turn
 
 
 class ArrayFrames:
     """A source over in-memory BGR frames, in order, for run_loop (not live: nothing drops)."""
     live = False
 
-    def __init__(self, frames_bgr: np.ndarray, count: int):
-        self.frames, self.count = frames_bgr, count
-        self.next = 0
+    def __init__(self, frames_bgr: np.ndarray, start: int, count: int):
+        self.frames, self.stop = frames_bgr, start + count
+        self.next = start
         self.ended = False
         self.drops = self.bad_frames = self.reconnects = 0
 
     def read(self, timeout_s: float = 1.0):
-        if self.next >= self.count:
+        if self.next >= self.stop:
             self.ended = True
             return None
         frame = self.frames[self.next % len(self.frames)]
@@ -120,27 +121,48 @@ def eval_frames(bundle, limit: int):
     return rng.integers(0, 256, (SYNTHETIC_FRAMES, h, w, 3), dtype=np.uint8), None
 
 
-def run_policy(cascade, policy, bundle, frames, labels, count, sampler=None) -> dict:
-    """One run of the daemon loop; per-frame latency (ms), exit subnet and correctness."""
-    latencies, exits, predictions = [], [], []
+class PolicyRun:
+    """One policy's frames through the daemon loop (device/daemon.run_loop), possibly in chunks:
+    per-frame latency (ms), exit subnet and prediction."""
 
-    def collect(frame, result, latency_s):
-        latencies.append(round(latency_s * 1e3, 4))  # 0.1 us: enough, and keeps report.json small
-        exits.append(result.exit_subnet)
-        predictions.append(result.label)
+    def __init__(self, cascade, policy, sampler=None):
+        self.cascade, self.policy, self.sampler = cascade, policy, sampler
+        self.latencies, self.exits, self.predictions, self.frame_ids = [], [], [], []
 
-    telemetry = Telemetry(None, bundle.labels, policy.deadline_s or 1.0, cascade.num_subnets,
-                          policy.name, summary_every_s=float("inf"), summary_stream=io.StringIO())
-    run_loop(ArrayFrames(frames, count), cascade, policy, telemetry, sampler=sampler,
-             on_frame=collect)
-    k = cascade.num_subnets
-    mix = np.bincount(np.asarray(exits) - 1, minlength=k) / max(len(exits), 1)
-    accuracy = None
-    if labels is not None:
-        truth = labels[np.arange(len(predictions)) % len(labels)]
-        accuracy = float(np.mean(np.asarray(predictions) == truth))
-    return {"frames": len(latencies), "latency_ms": summarize(latencies), "samples_ms": latencies,
-            "exits": exits, "exit_mix": [float(x) for x in mix], "accuracy": accuracy}
+    def _collect(self, frame, result, latency_s) -> None:
+        self.latencies.append(round(latency_s * 1e3, 4))  # 0.1 us: enough, keeps report.json small
+        self.exits.append(result.exit_subnet)
+        self.predictions.append(result.label)
+
+    def run(self, bundle, frames, start: int, count: int) -> None:
+        """Frames start .. start+count-1 (modulo the frame set) through run_loop."""
+        done = len(self.latencies)
+        telemetry = Telemetry(None, bundle.labels, self.policy.deadline_s or 1.0,
+                              self.cascade.num_subnets, self.policy.name,
+                              summary_every_s=float("inf"), summary_stream=io.StringIO())
+        run_loop(ArrayFrames(frames, start, count), self.cascade, self.policy, telemetry,
+                 sampler=self.sampler, on_frame=self._collect)
+        self.frame_ids.extend(range(start, start + len(self.latencies) - done))
+
+    def summary(self, labels) -> dict:
+        k = self.cascade.num_subnets
+        mix = np.bincount(np.asarray(self.exits) - 1, minlength=k) / max(len(self.exits), 1)
+        accuracy = None
+        if labels is not None:
+            truth = labels[np.asarray(self.frame_ids) % len(labels)]
+            accuracy = float(np.mean(np.asarray(self.predictions) == truth))
+        return {"frames": len(self.latencies), "latency_ms": summarize(self.latencies),
+                "samples_ms": self.latencies, "exits": self.exits,
+                "exit_mix": [float(x) for x in mix], "accuracy": accuracy}
+
+
+def run_interleaved(runs: list, bundle, frames, labels, count: int) -> list[dict]:
+    """Run every policy over the same `count` frames, CHUNK frames at a time in turn, so that a
+    burst of load from elsewhere lands on all of them alike instead of on one; their summaries."""
+    for start in range(0, count, CHUNK):
+        for run in runs:
+            run.run(bundle, frames, start, min(CHUNK, count - start))
+    return [run.summary(labels) for run in runs]
 
 
 def feed(cascade, frames):
@@ -203,9 +225,10 @@ def measure_stages(cascade, inputs, mode: dict) -> dict:
     """First inference, warm-up, then steady-state stage costs and cache against recompute."""
     startup = benchmark(lambda: escalate_all(cascade, inputs(0)), mode["warmup"], 0)
     trunk, incremental = stage_latencies(cascade, inputs, mode["runs"])
-    cached = [time_call(lambda: escalate_all(cascade, inputs(i))) for i in range(mode["runs"])]
-    recompute = [time_call(lambda: escalate_recomputing(cascade, inputs(i)))
-                 for i in range(mode["runs"])]
+    cached, recompute = [], []
+    for i in range(mode["runs"]):  # interleaved, so that load from elsewhere hits both alike
+        cached.append(time_call(lambda: escalate_all(cascade, inputs(i))))
+        recompute.append(time_call(lambda: escalate_recomputing(cascade, inputs(i))))
     with_cache, recomputing = summarize(cached), summarize(recompute)
     return {"startup": startup, "trunk": summarize(trunk),
             "incremental": [summarize(x) for x in incremental],
@@ -215,35 +238,37 @@ def measure_stages(cascade, inputs, mode: dict) -> dict:
 
 def measure_threads(args, bundle, cascade, frames, labels, mode: dict, cores: int) -> list[dict]:
     """Frame latency through subnet K (fixed:K in the daemon loop) at each thread count."""
-    sweep = []
-    for n in thread_counts(cores, cascade.threads, args.quick):
+    counts = thread_counts(cores, cascade.threads, args.quick)
+    runs = []
+    for n in counts:
         other = cascade if n == cascade.threads else Cascade(
             bundle, runtime=args.runtime, threads=n, precision=args.precision)
         other.warm_up(mode["warmup"])
-        run = run_policy(other, make_policy(f"fixed:{cascade.num_subnets}", bundle, 1.0), bundle,
-                         frames, labels, mode["thread_runs"])
-        sweep.append({"threads": n, "full_ms": run["latency_ms"]})
-    return sweep
+        runs.append(PolicyRun(other, make_policy(f"fixed:{cascade.num_subnets}", bundle, 1.0)))
+    done = run_interleaved(runs, bundle, frames, labels, mode["thread_runs"])
+    return [{"threads": n, "full_ms": run["latency_ms"]} for n, run in zip(counts, done)]
 
 
 def measure_policies(args, profile, bundle, cascade, frames, labels, count: int,
                      budget_count: int) -> dict:
-    """fixed:1..K, the calibrated cascade and the router at several budgets, in the daemon loop."""
-    fixed = [run_policy(cascade, make_policy(f"fixed:{k}", bundle, 1.0), bundle, frames, labels,
-                        count) for k in range(1, cascade.num_subnets + 1)]
-    calibrated = run_policy(cascade, make_policy("cascade", bundle, 1.0), bundle, frames, labels,
-                            count)
+    """fixed:1..K and the calibrated cascade, then the router at several budgets between
+    subnet 1's and subnet K's measured cost, all in the daemon loop."""
+    k_top = cascade.num_subnets
+    baseline = run_interleaved(
+        [PolicyRun(cascade, make_policy(spec, bundle, 1.0))
+         for spec in [f"fixed:{k}" for k in range(1, k_top + 1)] + ["cascade"]],
+        bundle, frames, labels, count)
+    fixed, calibrated = baseline[:k_top], baseline[k_top]
     budgets = args.budgets or budgets_between(fixed[0]["latency_ms"]["p50"],
                                               fixed[-1]["latency_ms"]["p50"], budget_count)
     limits = ThermalLimits(profile.soft_throttle_c, profile.hard_throttle_c)
     sampler = SensorSampler(BoardSensors(profile))
-    routed = []
-    for budget in budgets:
-        policy = make_policy("router", bundle, budget / 1e3, limits=limits, sensors=sampler)
-        run = run_policy(cascade, policy, bundle, frames, labels, count, sampler)
+    routed = run_interleaved(
+        [PolicyRun(cascade, make_policy("router", bundle, b / 1e3, limits=limits, sensors=sampler),
+                   sampler) for b in budgets], bundle, frames, labels, count)
+    for run, budget in zip(routed, budgets):
         run["budget_ms"] = budget
         run["over_budget_fraction"] = float(np.mean(np.asarray(run["samples_ms"]) > budget))
-        routed.append(run)
     return {"fixed": fixed, "cascade": calibrated, "router": routed}
 
 
@@ -252,6 +277,7 @@ def profile_bundle(args, profile, detected: bool) -> dict:
     mode = MODES["quick" if args.quick else "full"]
     started = time.perf_counter()
     thermometer = Thermometer(profile)
+    load_before = psutil.getloadavg()[0]
     threads = args.threads or profile.default_threads
     bundle, cascade, load = measure_load(args, threads)
     rss_after_load = psutil.Process().memory_info().rss / 2**20
@@ -306,45 +332,41 @@ def profile_bundle(args, profile, detected: bool) -> dict:
         "memory": {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                    "rss_after_load_mib": rss_after_load},
         "thermal": thermometer.summary(),
+        "system": {"cpus": psutil.cpu_count(), "load_avg_1min_before": load_before,
+                   "load_avg_1min_after": psutil.getloadavg()[0]},
         "skipped": skipped,
         "duration_s": time.perf_counter() - started,
     }
 
 
 def parse_budgets(text: str) -> list[float]:
-    try:
-        values = [float(v.strip().removesuffix("ms")) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--budgets {text!r}: give milliseconds, e.g. 5,8,12") from None
-    if not values or any(v <= 0 for v in values):
-        raise argparse.ArgumentTypeError(f"--budgets {text!r}: every budget must be > 0 ms")
-    return values
+    """'5ms,8ms,0.012s' (the forms of run_camera.py --budget, comma-separated) -> milliseconds."""
+    return [parse_budget(part) * 1e3 for part in text.split(",")]
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = Parser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", type=Path, help="bundle folder (default: the bundle holding "
                         "this device/ folder)")
     parser.add_argument("--board", default="auto", help="board profile name, a .toml path, or auto")
-    parser.add_argument("--threads", type=int, help="interpreter threads (default: the profile's)")
-    parser.add_argument("--runtime", choices=("litert", "tflite-runtime", "tensorflow"))
+    parser.add_argument("--threads", type=positive(int),
+                        help="interpreter threads (default: the board profile's)")
+    parser.add_argument("--runtime", choices=list(RUNTIMES))
     parser.add_argument("--precision", default="fp32", help="fp32 or int8 (if the bundle has it)")
-    parser.add_argument("--budgets", type=parse_budgets, help="router budgets in ms, e.g. 5,8,12 "
+    parser.add_argument("--budgets", type=parse_budgets, help="router budgets, e.g. 5ms,8ms,12ms "
                         "(default: spread between subnet 1's and subnet K's measured cost)")
     parser.add_argument("--out", type=Path, help="report folder (default: "
                         "profiles/reports/<board>/<bundle>)")
     parser.add_argument("--quick", action="store_true", help="short runs (tests, smoke checks)")
-    args = parser.parse_args(argv)
-    args.argv = argv
-    if args.threads is not None and args.threads < 1:
-        print(f"error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
-        return 2
     try:
+        args = parser.parse_args(argv)
+        args.argv = argv
         args.bundle = args.bundle or default_bundle_dir(__file__)
         profile = resolve_profile(args.board)
         report = profile_bundle(args, profile, detected=args.board in (None, "", "auto"))
-    except (BoardError, BundleError, CascadeError, PolicyError, RuntimeUnavailable) as exc:
+    except (UsageError, BoardError, BundleError, CascadeError, PolicyError,
+            RuntimeUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = args.out or profiles_dir() / "reports" / report["board"]["name"] / report["bundle"]["name"]

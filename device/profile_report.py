@@ -15,6 +15,9 @@ REPORT_VERSION = 1
 MEASURED = "measured"
 MANIFEST = "manifest (host)"
 NOT_AVAILABLE = "not available"
+# Above this, other processes hold the CPUs for whole scheduler slices (milliseconds) and a
+# timed region that spans one is inflated: the figures then describe a shared, not an idle, board.
+BUSY_LOAD_PER_CPU = 0.5
 
 
 def _fmt(value, digits: int = 2) -> str:
@@ -70,6 +73,11 @@ def summary_rows(report: dict) -> list[list]:
         held = run["latency_ms"]["p95"] <= run["budget_ms"]
         rows.append([f"router at {run['budget_ms']:.2f} ms budget: p95 latency",
                      run["latency_ms"]["p95"], "ms", MEASURED, "ok" if held else "over budget"])
+    system = report["system"]
+    per_cpu = max(system["load_avg_1min_before"], system["load_avg_1min_after"]) / system["cpus"]
+    rows.append(["system load (1-min load average per CPU, max of before/after)", per_cpu,
+                 "runnable tasks per CPU", MEASURED, "ok" if per_cpu < BUSY_LOAD_PER_CPU else
+                 "busy machine: other processes inflate the latencies"])
     memory, thermal = report["memory"], report["thermal"]
     rows.append(["peak RSS", memory["peak_rss_mib"], "MiB", MEASURED, "ok"])
     temp_status = "ok" if thermal["sensor_available"] else "no temperature sensor"
@@ -101,7 +109,10 @@ def render_markdown(report: dict, plot_files: list[str], plots_note: str) -> str
            f"- command: `{report['command']}` ({report['mode']} mode, {report['duration_s']:.1f} s, "
            f"{report['created']})",
            f"- timing: first call, {load['warmup_runs']} warm-up runs and {load['steady_runs']} "
-           "steady-state runs are kept apart; percentiles are over the steady-state runs only.",
+           "steady-state runs of the stages are kept apart; percentiles are over the steady-state "
+           f"runs only. Policy runs (fixed:k, cascade, router) take {load['policy_frames']} frames "
+           "each through the daemon loop, the policies taking turns so load from elsewhere "
+           "hits them alike; their latency includes preprocessing.",
            f"- sources: *{MEASURED}* = timed or counted on this board by this run; *{MANIFEST}* = "
            "copied from the bundle manifest (MACs from a library counter, accuracy from PyTorch on "
            "the host), not measured here.", ""]

@@ -45,7 +45,6 @@ def _good(frame) -> bool:
 
 class ImageFiles:
     """Images from a list of paths, in order; unreadable ones are skipped and counted."""
-    live = False
 
     def __init__(self, paths: list[Path], loop: bool = False, describe: str = ""):
         self.paths = paths
@@ -78,7 +77,6 @@ class ImageFiles:
 
 class VideoFile:
     """Every frame of a video file in order; undecodable frames are skipped and counted."""
-    live = False
 
     def __init__(self, path: Path, loop: bool = False):
         self.path = path
@@ -127,7 +125,6 @@ class LatestFrameGrabber:
     again, with exponential backoff, whenever the camera is lost. `wait(seconds)` is
     injectable for tests; by default it returns early when the grabber is closed.
     """
-    live = True
 
     def __init__(self, open_camera, describe: str, backoff_s=(0.5, 8.0), wait=None):
         self._open_camera = open_camera

@@ -84,7 +84,8 @@ def optimizer_tensors(net, optimizer) -> dict:
 def load_training_state(folder, net, optimizer) -> dict:
     """Restore the optimizer buffers into `optimizer` and the weights into `net`; return training_state."""
     config = read_config(folder)
-    net.load_state_dict({k: v.to(next(net.parameters()).device) for k, v in load_file(Path(folder) / MODEL_FILE).items()})
+    device = next(net.parameters()).device
+    net.load_state_dict({k: v.to(device) for k, v in load_file(Path(folder) / MODEL_FILE).items()})
     if (Path(folder) / OPTIMIZER_FILE).is_file():
         buffers = load_file(Path(folder) / OPTIMIZER_FILE)
         for name, param in net.named_parameters():

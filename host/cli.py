@@ -18,7 +18,7 @@ from host.data import DataError, Splits, load_cifar_like
 from host.evaluate import collect_logits, top1
 from host.network import ARCHS, DynamicNet, NetConfig
 from host.presets import PRESETS
-from host.train import TrainConfig, train
+from host.train import TrainConfig, seed_everything, train
 
 
 class CliError(ValueError):
@@ -143,6 +143,7 @@ def prepare_network(settings: Settings, out: Path, resume: bool, num_classes: in
         return net
     if resume:
         print(f"warning: --resume but no checkpoint in {out}; starting from scratch", file=sys.stderr)
+    seed_everything(settings.train.seed)  # the initial weights follow --seed too
     return DynamicNet(settings.net)
 
 

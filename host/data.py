@@ -166,8 +166,8 @@ def decode_entries(source: Path, entries, img_size: int):
     """Decode ImageFolder entries; unreadable images are skipped, warned about and counted."""
     raw = {"train": [], "test": []}
     skipped = []
-    for split, cls, name, read in tqdm(entries, desc=f"decoding {source.name}", unit="img", mininterval=2, disable=None,
-                                       leave=False):
+    bar = tqdm(entries, desc=f"decoding {source.name}", unit="img", mininterval=2, leave=False, disable=None)
+    for split, cls, name, read in bar:
         image = cv2.imdecode(np.frombuffer(read(), np.uint8), cv2.IMREAD_COLOR)
         if image is None:
             skipped.append(name)

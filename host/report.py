@@ -79,6 +79,9 @@ def comparison_rows(reports: list[dict]) -> list[list[str]]:
     rows.append(["  its p95 (ms)", *[_num(b["latency_ms"]["p95"]) if b else "n/a" for b in best]])
     rows.append(["  its top-1, measured (%)", *[_num(100 * b["accuracy"], 1) if b else "n/a"
                                                 for b in best]])
+    rows.append(["system load during the run (load average per CPU)",
+                 *[_num(max(r["system"]["load_avg_1min_before"], r["system"]["load_avg_1min_after"])
+                        / r["system"]["cpus"]) for r in reports]])
     rows.append(["peak RSS (MiB)", *[_num(r["memory"]["peak_rss_mib"], 1) for r in reports]])
     rows.append(["temperature after (°C)", *[_num(r["thermal"]["after_c"], 1) for r in reports]])
     rows.append(["throttling seen (state)", *[r["thermal"]["throttle_state"] for r in reports]])

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import shared_dir
+
 REPO = Path(__file__).resolve().parents[1]
 TINY_ARGS = ["--arch", "resnet", "--subnets", "3", "--widths", "0.125,0.125,0.125", "--img-size", "32",
              "--limit-train", "128", "--batch-size", "32", "--epochs", "1", "--calib-size", "200",
@@ -22,20 +24,17 @@ TINY_ARGS = ["--arch", "resnet", "--subnets", "3", "--widths", "0.125,0.125,0.12
 BUILD_LOG = "build.log"
 
 
-def shared_cifar() -> Path:
-    root = Path(os.environ.get("DYNEDGE_SHARED", REPO.parent / "shared"))
-    return root / "datasets" / "cifar10-jpg.tar.gz"
-
-
-def build_tiny_bundle(out_dir: Path, extra_args: list = ()) -> Path:
+def build_tiny_bundle(out_dir: Path, data: Path | None = None) -> Path:
     """Run host/build.py on the tiny config into out_dir/dist; return the bundle folder.
 
-    stdout and stderr are kept in out_dir/build.log; a failed build raises with its tail.
+    `data` defaults to the shared CIFAR-10 archive. stdout and stderr are kept in
+    out_dir/build.log; a failed build raises with its tail.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, str(REPO / "host" / "build.py"), *TINY_ARGS, "--data", str(shared_cifar()),
-           "--out", str(out_dir / "checkpoint"), "--dist", str(out_dir / "dist"), *extra_args]
+    data = data or shared_dir() / "datasets" / "cifar10-jpg.tar.gz"
+    cmd = [sys.executable, str(REPO / "host" / "build.py"), *TINY_ARGS, "--data", str(data),
+           "--out", str(out_dir / "checkpoint"), "--dist", str(out_dir / "dist")]
     # one OpenMP thread: on a shared 2-core host, torch's spinning worker threads slow a tiny
     # network's training by orders of magnitude (seen: minutes per step instead of ~0.5 s)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -49,4 +48,4 @@ def build_tiny_bundle(out_dir: Path, extra_args: list = ()) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory, cifar_tar) -> Path:
     """The folder of a real tiny bundle (model/, device/, README.md, ...), built once per session."""
-    return build_tiny_bundle(tmp_path_factory.mktemp("tiny_bundle"))
+    return build_tiny_bundle(tmp_path_factory.mktemp("tiny_bundle"), cifar_tar)

@@ -11,6 +11,7 @@ import torch
 
 from host import checkpoint
 from host.network import DynamicNet, NetConfig
+from tests.torch_threads import one_thread  # noqa: F401  (autouse fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,3 +66,20 @@ def test_resume_of_another_arch_refused(tmp_path):
     result = run_cli("--arch", "mobilenet", "--resume", "--out", out, "--data", tiny_folder(tmp_path / "d"),
                      "--calib-size", "2", tmp_path=tmp_path)
     assert_one_line_error(result, "resnet", "mobilenet", str(out))
+
+
+def test_run_training_end_to_end_and_resume(tmp_path, monkeypatch):
+    """In-process: a tiny run records results in config.json; --resume of a finished run only re-evaluates."""
+    from host.cli import OneLineParser, add_training_args, run_training
+
+    monkeypatch.setenv("DYNEDGE_CACHE", str(tmp_path / "cache"))
+    flags = ["--arch", "resnet", "--subnets", "2", "--img-size", "16", "--epochs", "1", "--batch-size", "4",
+             "--calib-size", "2", "--data", str(tiny_folder(tmp_path / "d")), "--out", str(tmp_path / "run")]
+    parser = add_training_args(OneLineParser())
+    result = run_training(parser.parse_args(flags))
+    assert len(result.accuracy) == 2 and len(result.calibration["subnets"]) == 2
+    config = checkpoint.read_config(tmp_path / "run")
+    assert config["results"]["test_top1"] == result.accuracy and config["net"]["widths"] == [0.5, 0.5]
+    again = run_training(parser.parse_args(flags + ["--resume"]))
+    assert [h["epoch"] for h in again.history] == [1]
+    torch.testing.assert_close(again.net.head.weight, result.net.head.weight)

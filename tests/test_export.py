@@ -17,6 +17,15 @@ from converters.tflite_chain import Chain, TFLiteFile
 from host import checkpoint
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """torch's spinning OpenMP workers crawl on a shared 2-core host; these tensors are small."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def manifest_of(bundle: Path) -> dict:
     return json.loads((bundle / "model" / "manifest.json").read_text())
 

@@ -10,7 +10,7 @@ from device.profile import main as profile_main
 from tests.profile_runs import TFLITE_RUNTIME_PYTHON, quick_profile, without_eval_set
 
 SECTIONS = ("board", "runtime", "bundle", "load", "trunk", "subnets", "cache", "threads", "cascade",
-            "router", "router_trace", "memory", "thermal", "skipped")
+            "router", "router_trace", "memory", "thermal", "system", "skipped")
 STATS = ("mean", "p50", "p95", "p99", "std")
 # Table columns that hold names or states, not figures: every other column must name a unit.
 TEXT_COLUMNS = {"#", "what", "unit", "source", "status", "subnet", "stage", "policy", "figure",
@@ -114,6 +114,7 @@ def test_bundle_without_labeled_images_skips_accuracy(tiny_bundle, tmp_path, cap
     (["--board", "orange-pi"], "known boards: jetson-nano"),
     (["--bundle", "/nonexistent/bundle"], "/nonexistent/bundle"),
     (["--threads", "0"], "--threads"),
+    (["--budgets", "5ms,abc"], "--budget 'abc'"),
 ])
 def test_bad_input_is_one_error_line(tiny_bundle, capsys, argv, needle):
     full = ["--bundle", str(tiny_bundle), *argv] if "--bundle" not in argv else argv

@@ -22,12 +22,16 @@ def test_smaller_subnets_learn_from_the_largest():
     labels = torch.randint(0, 10, (8,))
     teacher = torch.randn(8, 10, requires_grad=True)
     student = teacher.detach().clone().requires_grad_()
-    losses = subnet_losses([student, teacher], labels, TrainConfig(distill=True))
+    losses = subnet_losses([student, teacher], labels, TrainConfig(distill=True, distill_alpha=0.0))
     assert losses[0].item() == pytest.approx(0.0, abs=1e-6)  # student == teacher: nothing to learn
     losses[0].backward()
     assert teacher.grad is None  # the teacher's predictions are detached
+    label_loss = torch.nn.functional.cross_entropy(student, labels).item()
+    mixed = subnet_losses([student, teacher], labels, TrainConfig(distill=True, distill_alpha=0.5))
+    assert mixed[0].item() == pytest.approx(0.5 * label_loss, rel=1e-5)
+    assert mixed[1].item() == pytest.approx(torch.nn.functional.cross_entropy(teacher, labels).item())
     plain = subnet_losses([student, teacher], labels, TrainConfig(distill=False))
-    assert plain[0].item() == pytest.approx(torch.nn.functional.cross_entropy(student, labels).item())
+    assert plain[0].item() == pytest.approx(label_loss)
 
 
 def test_augment_crops_and_flips_uint8():

@@ -86,7 +86,11 @@ class EvalFrames:
 
 
 def eval_data(bundle):
+    """(BGR frames, labels, preprocessed inputs) of the eval set, in a seeded shuffled order: the
+    set may be sorted by class, and a policy run sees only a stretch of it."""
     images, labels = bundle.eval_set()
+    order = np.random.default_rng(0).permutation(len(labels))
+    images, labels = images[order], labels[order]
     frames = np.ascontiguousarray(images[:, :, :, ::-1])  # RGB -> BGR, as a camera gives
     size = bundle.input_size[0]
     inputs = np.zeros((len(frames), 1, size, size, 3), np.float32)
@@ -117,7 +121,7 @@ def export_monolith(checkpoint: Path, out: Path) -> Path:
     """The largest subnet in one file, exported host-side in a child process (torch stays out of this one)."""
     code = ("import sys; sys.path.insert(0, %r)\n"
             "from host.checkpoint import load\nfrom converters.export import export_monolith\n"
-            "net, _ = load(%r)\nexport_monolith(net, __import__('pathlib').Path(%r))\n") % (
+            "from pathlib import Path\nnet, _ = load(%r)\nexport_monolith(net, Path(%r))\n") % (
         str(REPO), str(checkpoint), str(out))
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=900)
     return out

@@ -124,9 +124,8 @@ def readme_for(spec: BundleSpec) -> str:
 
 def fill(stage: Path, spec: BundleSpec) -> None:
     """Write the whole bundle into the (empty) folder `stage`."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(REPO / "device", stage / "device", ignore=ignore)
-    if (REPO / "profiles").is_dir():
+    shutil.copytree(REPO / "device", stage / "device", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if (REPO / "profiles").is_dir():  # board profiles, not the reports measured on this host
         shutil.copytree(REPO / "profiles", stage / "profiles", ignore=shutil.ignore_patterns("__pycache__", "reports"))
     shutil.copy2(REPO / "requirements-device.txt", stage / "requirements-device.txt")
     (stage / "README.md").write_text(readme_for(spec))

@@ -19,7 +19,6 @@ import glob
 import logging
 import re
 import threading
-import time
 from pathlib import Path
 
 import cv2
@@ -30,7 +29,6 @@ log = logging.getLogger("dynedge.sources")
 ACCEPTED_FORMS = ("a camera index (0), picamera2, csi://N (Jetson CSI), rtsp://... or http(s)://... "
                   "URL, a video file, a folder of images, or a quoted glob such as 'frames/*.jpg'")
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
-VIDEO_EXTENSIONS = {".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mjpeg", ".mjpg", ".h264", ".ts"}
 URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
 LOST_AFTER_FAILURES = 5     # consecutive failed reads after which a live camera counts as lost
 

@@ -4,6 +4,8 @@ A fake interpreter computes something simple and checkable in numpy and advances
 clock by a set cost per invoke, so the deadline guard and the router are tested without
 timing anything.
 """
+from pathlib import Path
+
 import numpy as np
 
 from device.bundle import Bundle
@@ -103,7 +105,7 @@ def fake_bundle(num_subnets: int = 3, size: int = 8) -> Bundle:
         "router": {"initial": 0.5, "floor": 0.2},
         "files": {},
     }
-    return Bundle(model_dir=__import__("pathlib").Path("fake-model"), manifest=manifest)
+    return Bundle(model_dir=Path("fake-model"), manifest=manifest)
 
 
 def fake_factory(size: int = 8, clock=None, costs=None):

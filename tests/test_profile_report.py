@@ -45,10 +45,10 @@ def test_json_has_every_section(report):
     for sub in data["subnets"]:
         for kind in ("incremental_ms", "cumulative_ms"):
             assert all(sub[kind][stat] > 0 for stat in STATS)
-    cumulative = [s["cumulative_ms"]["p50"] for s in data["subnets"]]
-    assert cumulative[-1] > cumulative[0]  # the top subnet costs more than the first
+    # Structure only: which is faster is for the benchmark, not a test on a shared machine.
     assert data["load"]["bundle_load_ms"] > 0 and data["load"]["first_inference_ms"] > 0
-    assert data["cache"]["with_cache_ms"]["p50"] < data["cache"]["recompute_ms"]["p50"]
+    cache = data["cache"]
+    assert cache["ratio"] == pytest.approx(cache["with_cache_ms"]["p50"] / cache["recompute_ms"]["p50"])
     assert data["threads"] and all(t["full_ms"]["p50"] > 0 for t in data["threads"])
     assert len(data["router"]) >= 2
     for run in data["router"]:

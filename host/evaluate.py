@@ -3,7 +3,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from host.train import pick_device, to_input
+from host.train import channels_last, pick_device, to_input
 
 
 @torch.no_grad()
@@ -13,11 +13,12 @@ def collect_logits(net, split, batch_size: int = 256, device: str = "auto", desc
     net.to(device).eval()
     images = torch.from_numpy(split.images)
     chunks = []
-    for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False, disable=None):
-        x = to_input(images[start:start + batch_size], device)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-            logits = net(x)
-        chunks.append(torch.stack(logits).float().cpu().numpy())
+    with channels_last(net):
+        for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False, disable=None):
+            x = to_input(images[start:start + batch_size], device)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+                logits = net(x)
+            chunks.append(torch.stack(logits).float().cpu().numpy())
     return np.concatenate(chunks, axis=1)
 
 

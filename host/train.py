@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import math  # noqa: E402
 import random  # noqa: E402
 import time  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from dataclasses import asdict, dataclass  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -76,8 +77,20 @@ def augment(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> t
 
 
 def to_input(images_nhwc: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 NHWC RGB -> float NCHW on 0..255, as the network (and the exported trunk) expects."""
-    return images_nhwc.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+    """uint8 NHWC RGB -> float NCHW on 0..255 (stored channels-last), as the network expects."""
+    x = images_nhwc.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+@contextmanager
+def channels_last(net: torch.nn.Module):
+    """Run `net` with NHWC weights: training steps run faster on a 2-core CPU
+    (bench/train_step.py); checkpoints and the exporter get the default layout back."""
+    net.to(memory_format=torch.channels_last)
+    try:
+        yield net
+    finally:
+        net.to(memory_format=torch.contiguous_format)
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -140,45 +153,46 @@ def train(net, splits, cfg: TrainConfig, checkpoint_dir=None, resume: bool = Fal
         state = checkpoint.load_training_state(checkpoint_dir, net, optimizer)
         history, start_epoch = state.get("history", []), state["epoch"]
     K = net.num_subnets
-    for epoch in range(start_epoch, cfg.epochs):
-        net.train()
-        generator = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)  # a resumed epoch replays exactly
-        order = torch.randperm(len(labels), generator=generator)
-        sums = np.zeros((2, K))
-        seen, started = 0, time.time()
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", leave=False)
-        for i in bar:
-            step = epoch * steps_per_epoch + i
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, total_steps, warmup_steps, cfg.lr)
-            index = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            x = to_input(augment(images[index], generator), device)
-            y = labels[index].to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                logits = net(x, frozen_update=cfg.frozen_update, trunk_owner=cfg.trunk_owner)
-            losses = subnet_losses(logits, y, cfg)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(sum(losses)).backward()
-            if cfg.grad_clip:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            with torch.no_grad():
-                sums[0] += [loss.item() * len(y) for loss in losses]
-                sums[1] += [(out.argmax(1) == y).sum().item() for out in logits]
-            seen += len(y)
-            if i % 10 == 0 or i == steps_per_epoch - 1:
-                bar.set_postfix_str(progress_text(sums / seen))
-        bar.close()
-        record = {"epoch": epoch + 1, "loss": (sums[0] / seen).tolist(), "accuracy": (sums[1] / seen).tolist(),
-                  "seconds": time.time() - started}
-        history.append(record)
-        print(f"epoch {epoch + 1}/{cfg.epochs} {progress_text(sums / seen)} ({record['seconds']:.0f}s)",
-              file=sys.stderr)
-        if checkpoint_dir is not None:
-            checkpoint.save(checkpoint_dir, net, {**(meta or {}), "train": cfg.to_dict()},
-                            optimizer=optimizer, training_state={"epoch": epoch + 1, "history": history})
+    with channels_last(net):
+        for epoch in range(start_epoch, cfg.epochs):
+            net.train()
+            generator = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)  # a resumed epoch replays exactly
+            order = torch.randperm(len(labels), generator=generator)
+            sums = np.zeros((2, K))
+            seen, started = 0, time.time()
+            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", leave=False)
+            for i in bar:
+                step = epoch * steps_per_epoch + i
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(step, total_steps, warmup_steps, cfg.lr)
+                index = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+                x = to_input(augment(images[index], generator), device)
+                y = labels[index].to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                    logits = net(x, frozen_update=cfg.frozen_update, trunk_owner=cfg.trunk_owner)
+                losses = subnet_losses(logits, y, cfg)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(sum(losses)).backward()
+                if cfg.grad_clip:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                with torch.no_grad():
+                    sums[0] += [loss.item() * len(y) for loss in losses]
+                    sums[1] += [(out.argmax(1) == y).sum().item() for out in logits]
+                seen += len(y)
+                if i % 10 == 0 or i == steps_per_epoch - 1:
+                    bar.set_postfix_str(progress_text(sums / seen))
+            bar.close()
+            record = {"epoch": epoch + 1, "loss": (sums[0] / seen).tolist(), "accuracy": (sums[1] / seen).tolist(),
+                      "seconds": time.time() - started}
+            history.append(record)
+            print(f"epoch {epoch + 1}/{cfg.epochs} {progress_text(sums / seen)} ({record['seconds']:.0f}s)",
+                  file=sys.stderr)
+            if checkpoint_dir is not None:
+                checkpoint.save(checkpoint_dir, net, {**(meta or {}), "train": cfg.to_dict()},
+                                optimizer=optimizer, training_state={"epoch": epoch + 1, "history": history})
     return history
 
 

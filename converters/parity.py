@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from converters.tflite_chain import Chain
-from device.entropy import softmax_entropy
+from device.entropy import exit_subnets, softmax_entropy
 
 MIN_PARITY_IMAGES = 1000
 
@@ -67,11 +67,9 @@ def subnet_logits(net, t: torch.Tensor) -> list:
     return logits
 
 
-def exit_subnets(logits: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """0-based subnet at which the cascade answers each image: first k with entropy <= threshold_k."""
-    exits = softmax_entropy(logits) <= np.asarray(thresholds)[:, None]  # (K, N)
-    exits[-1] = True
-    return exits.argmax(axis=0)
+def cascade_exits(logits: np.ndarray, thresholds) -> np.ndarray:
+    """0-based subnet at which the cascade answers each image, from (K, N, classes) logits."""
+    return exit_subnets(softmax_entropy(logits), thresholds)
 
 
 def compare(ref_logits: np.ndarray, got_logits: np.ndarray, labels: np.ndarray) -> dict:
@@ -91,13 +89,13 @@ def measure(net, chain: Chain, images: np.ndarray, labels: np.ndarray, exit_thre
         raise ValueError(f"parity needs >= {MIN_PARITY_IMAGES} test images, got {len(images)}")
     reference = reference or torch_reference(net, images)
     trunk_tfl, logits_tfl = chain.run(images)
-    ref_exit = exit_subnets(reference.logits, exit_thresholds)
-    got_exit = exit_subnets(logits_tfl, exit_thresholds)
+    ref_exit = cascade_exits(reference.logits, exit_thresholds)
+    got_exit = cascade_exits(logits_tfl, exit_thresholds)
 
     via_trunk = torch_logits_from_trunk(net, trunk_tfl)
     files = {chain.trunk.path.name: {
         **compare(reference.logits[-1], via_trunk[-1], labels),
-        "exit_agreement": float((exit_subnets(via_trunk, exit_thresholds) == ref_exit).mean()),
+        "exit_agreement": float((cascade_exits(via_trunk, exit_thresholds) == ref_exit).mean()),
     }}
     for k, subnet in enumerate(chain.subnets):
         figures = compare(reference.logits[k], logits_tfl[k], labels)

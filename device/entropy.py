@@ -45,3 +45,11 @@ def thresholds_for_control(quantiles: np.ndarray, control: float) -> np.ndarray:
             out[i] = np.interp(control, probs, quantiles[i])
     out[-1] = np.inf
     return out
+
+
+def exit_subnets(entropies: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """0-based subnet at which the cascade answers each image: the first k whose entropy is at
+    or under its threshold. `entropies` is (K, N); the largest subnet always answers."""
+    exits = entropies <= np.asarray(thresholds)[:, None]
+    exits[-1] = True
+    return exits.argmax(axis=0)

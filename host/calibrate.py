@@ -15,7 +15,7 @@ Router settings chosen on the calibration curve:
 """
 import numpy as np
 
-from device.entropy import entropy_quantiles, softmax_entropy, thresholds_for_control
+from device.entropy import entropy_quantiles, exit_subnets, softmax_entropy, thresholds_for_control
 from host.evaluate import collect_logits
 
 CURVE_POINTS = 51
@@ -24,12 +24,6 @@ INITIAL_TOLERANCE = 0.005
 
 def controls(points: int = CURVE_POINTS) -> np.ndarray:
     return np.round(np.linspace(0.0, 1.0, points), 6)
-
-
-def cascade(entropies: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """0-based exit subnet per image: the first k whose entropy is at or under its threshold."""
-    exits = entropies <= thresholds[:, None]  # (K, N); the last row is all True (threshold +inf)
-    return exits.argmax(axis=0)
 
 
 def cascade_curve(logits: np.ndarray, labels: np.ndarray, quantiles: np.ndarray, cumulative_macs,
@@ -41,7 +35,7 @@ def cascade_curve(logits: np.ndarray, labels: np.ndarray, quantiles: np.ndarray,
     K, N = correct.shape
     curve = []
     for q in controls() if control_values is None else control_values:
-        exit_at = cascade(entropies, thresholds_for_control(quantiles, float(q)))
+        exit_at = exit_subnets(entropies, thresholds_for_control(quantiles, float(q)))
         curve.append({"control": float(q),
                       "accuracy": float(correct[exit_at, np.arange(N)].mean()),
                       "mean_macs": float(macs[exit_at].mean()),

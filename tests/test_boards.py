@@ -146,3 +146,10 @@ def test_no_sensor_reads_none(tmp_path):
 
 def test_cpu_load_is_a_percentage():
     assert 0.0 <= sensors.cpu_load() <= 100.0 * 64
+
+
+@pytest.mark.parametrize("board, camera", [("rpi4", "picamera2"), ("rpi5", "picamera2"),
+                                           ("jetson-nano", "csi://0"), ("jetson-orin-nano", "csi://0")])
+def test_default_camera_uses_the_boards_camera_stack(board, camera):
+    """A Pi camera goes through Picamera2; csi://N is the Jetson GStreamer pipeline."""
+    assert load_profile(board).camera == camera

@@ -15,15 +15,7 @@ from converters.parity import ParityError, check_fp32, check_int8, measure
 from converters.quantize import calibration_inputs, int8_name, quantize_module
 from converters.tflite_chain import Chain, TFLiteFile
 from host import checkpoint
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """torch's spinning OpenMP workers crawl on a shared 2-core host; these tensors are small."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests.torch_threads import one_thread  # noqa: F401  (autouse fixture)
 
 
 def manifest_of(bundle: Path) -> dict:

@@ -33,6 +33,11 @@ cd ~/{name}
 python3 -m venv .venv && .venv/bin/pip install -r requirements-device.txt
 ```
 
+A Pi camera needs Picamera2, which Raspberry Pi OS ships through apt (`sudo apt install
+python3-picamera2`): make the venv with `python3 -m venv --system-site-packages .venv` so
+that it sees it. A Jetson CSI camera needs OpenCV built with GStreamer (JetPack's python3-opencv,
+again with `--system-site-packages`).
+
 ## Run
 
 ```

@@ -60,8 +60,8 @@ def add_training_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--limit-test", type=int, help="evaluate on N test images only (smoke runs)")
     g.add_argument("--calib-size", type=int, help="images held out of train for calibration (preset)")
     g.add_argument("--distill", type=on_off, default=True, metavar="on|off", help="in-place distillation (default on)")
-    g.add_argument("--frozen-update", type=on_off, default=True, metavar="on|off",
-                   help="frozen updating (default on)")
+    g.add_argument("--frozen-update", type=on_off, default=False, metavar="on|off",
+                   help="frozen updating (default off: bench/results/train_ablation_cpu.md)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     g.add_argument("--out", default=None, help="checkpoint folder (default runs/<arch>-<dataset>)")

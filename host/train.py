@@ -43,7 +43,7 @@ class TrainConfig:
     # a student shares the head columns (and features) the teacher reads, so it can only shrink the KL by
     # inflating logits it shares with the teacher; the label term anchors their scale.
     distill_alpha: float = 0.5
-    frozen_update: bool = True
+    frozen_update: bool = False  # off by measurement: bench/results/train_ablation_cpu.md
     trunk_owner: int | None = None  # subnet whose loss trains the trunk under frozen updating; None = largest
     seed: int = 0
     amp: bool = True  # only takes effect on CUDA

@@ -4,6 +4,7 @@ config.json holds the NetConfig (enough to rebuild the network), the training co
 any results the caller adds; a checkpoint of another architecture is refused on load.
 """
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -24,17 +25,29 @@ def exists(folder) -> bool:
     return (Path(folder) / CONFIG_FILE).is_file() and (Path(folder) / MODEL_FILE).is_file()
 
 
+def replace_atomically(path: Path, write) -> None:
+    """Write `path` through a temporary file and a rename: a crash never leaves it half written."""
+    temporary = path.with_name(path.name + ".partial")
+    write(temporary)
+    os.replace(temporary, path)
+
+
 def save(folder, net: DynamicNet, meta: dict, optimizer=None, training_state: dict | None = None) -> Path:
-    """Write weights and config (and, to allow resuming, the optimizer's momentum and the epoch)."""
+    """Write weights and config (and, to allow resuming, the optimizer's momentum and the epoch).
+
+    config.json goes last: it names the epoch that the weights beside it finished.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, folder / MODEL_FILE)
+    weights = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    replace_atomically(folder / MODEL_FILE, lambda path: save_file(weights, path))
     config = {"format": FORMAT, "version": VERSION, "net": net.cfg.to_dict(), **meta}
     if training_state is not None:
         config["training_state"] = training_state
     if optimizer is not None:
-        save_file(optimizer_tensors(net, optimizer), folder / OPTIMIZER_FILE)
-    (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+        state = optimizer_tensors(net, optimizer)
+        replace_atomically(folder / OPTIMIZER_FILE, lambda path: save_file(state, path))
+    replace_atomically(folder / CONFIG_FILE, lambda path: path.write_text(json.dumps(config, indent=2)))
     return folder
 
 
@@ -55,7 +68,7 @@ def update_config(folder, extra: dict) -> None:
     """Add or replace top-level entries of config.json (e.g. results measured after training)."""
     config = read_config(folder)
     config.update(extra)
-    (Path(folder) / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+    replace_atomically(Path(folder) / CONFIG_FILE, lambda path: path.write_text(json.dumps(config, indent=2)))
 
 
 def load(folder, expected_arch: str | None = None) -> tuple[DynamicNet, dict]:

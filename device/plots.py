@@ -24,6 +24,14 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path) -> Path:
+    """Lay out, write as PNG and free the figure (pyplot keeps every open figure alive)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+    return Path(path)
+
+
 def _report_label(report: dict) -> str:
     return f"{report['board']['name']} / {report['bundle']['name']}"
 
@@ -75,10 +83,7 @@ def accuracy_vs_latency(reports: list[dict], path: Path, labels: list[str] | Non
     ax.set_title("Accuracy against latency")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def latency_histograms(report: dict, path: Path) -> Path:
@@ -97,10 +102,7 @@ def latency_histograms(report: dict, path: Path) -> Path:
         ax.legend(fontsize=7, loc="upper right")
     axes[-1, 0].set_xlabel("trunk + subnets 1..k latency (ms)")
     fig.suptitle(f"Latency per subnet, steady state - {_report_label(report)}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def router_trace(report: dict, path: Path) -> Path:
@@ -119,10 +121,7 @@ def router_trace(report: dict, path: Path) -> Path:
     ax.set_title(f"Router run over time - {_report_label(report)}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def subnet_latency_bars(reports: list[dict], path: Path, labels: list[str] | None = None) -> Path:
@@ -140,10 +139,7 @@ def subnet_latency_bars(reports: list[dict], path: Path, labels: list[str] | Non
     ax.set_ylabel("median latency (ms)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def draw_report_plots(report: dict, out_dir: Path) -> list[Path]:

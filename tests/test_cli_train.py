@@ -11,6 +11,7 @@ import torch
 
 from host import checkpoint
 from host.network import DynamicNet, NetConfig
+from tests.unusable_data import make_unusable_data
 from tests.torch_threads import one_thread  # noqa: F401  (autouse fixture)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,11 +47,7 @@ def test_unknown_arch_lists_choices(tmp_path):
 
 @pytest.mark.parametrize("case", ["missing", "empty", "no_class_folders"])
 def test_bad_data_path_names_it(tmp_path, case):
-    path = tmp_path / "data"
-    if case != "missing":
-        path.mkdir()
-    if case == "no_class_folders":
-        cv2.imwrite(str(path / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    path = make_unusable_data(tmp_path, case)
     assert_one_line_error(run_cli("--data", path, tmp_path=tmp_path), str(path))
 
 

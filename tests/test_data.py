@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from host.data import DataError, load_cifar_like
+from tests.unusable_data import CASES, make_unusable_data
 
 CLASSES = ("cat", "dog")
 
@@ -56,17 +57,9 @@ def test_tar_gz_matches_folder(tmp_path):
     assert np.array_equal(from_tar.train.labels, from_dir.train.labels)
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "no_class_folders", "only_corrupt"])
+@pytest.mark.parametrize("case", CASES)
 def test_unusable_sources_raise_naming_the_path(tmp_path, case):
-    path = tmp_path / "data"
-    if case != "missing":
-        path.mkdir()
-    if case == "no_class_folders":
-        cv2.imwrite(str(path / "a.png"), np.zeros((8, 8, 3), np.uint8))
-    if case == "only_corrupt":
-        for split in ("train", "test"):
-            (path / split / "cat").mkdir(parents=True)
-            (path / split / "cat" / "x.jpg").write_bytes(b"broken")
+    path = make_unusable_data(tmp_path, case)
     with pytest.raises(DataError, match=str(path)):
         load_cifar_like(path, 32, None, 1, 0)
 

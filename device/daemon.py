@@ -19,9 +19,13 @@ NO_READING = Reading(None, None, None)
 
 @dataclass
 class LoopStats:
-    """Where the loop's time went, for the router-overhead benchmark (seconds, summed)."""
+    """Where the loop's time went, for the router-overhead benchmark (seconds, summed).
+
+    loop_s ends before the on_frame callback: what a caller does with an answer (the --show
+    overlay, a benchmark's own recording) is neither router nor daemon work.
+    """
     frames: int = 0
-    loop_s: float = 0.0        # from a frame handed over to the loop being ready for the next one
+    loop_s: float = 0.0        # from a frame handed over to its answer being logged
     preprocess_s: float = 0.0
     invoke_s: float = 0.0      # interpreter invokes only
     first_result_at: float | None = None  # perf_counter() when the first answer was known
@@ -67,14 +71,14 @@ def run_loop(source, cascade, policy, telemetry, sampler=None, stop: threading.E
         policy.update(latency)
         reading = sampler.poll() if sampler is not None else NO_READING
         telemetry.record(frame_id, result, latency, policy.control, reading, source)
-        if on_frame is not None:
-            on_frame(frame, result, latency)
-        stats.frames += 1
         stats.loop_s += clock() - t0
+        stats.frames += 1
         stats.preprocess_s += t1 - t0
         stats.invoke_s += sum(result.stage_latencies)
         if stats.first_result_at is None:
             stats.first_result_at = t0 + latency
+        if on_frame is not None:
+            on_frame(frame, result, latency)
         frame_id += 1
     return stats
 

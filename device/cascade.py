@@ -13,7 +13,7 @@ of its cost. device/profile.py reuses run_trunk/run_subnet to time stages one by
 import math
 import os
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -63,6 +63,21 @@ class CostModel:
         self.slowdown, self.deviation = 1.0, 0.0
 
 
+def softmax_summary(logits: list) -> tuple[float, float, int]:
+    """(entropy in nats, top-1 probability, top-1 index) of softmax(logits), logits a list of floats.
+
+    The formula of device.entropy.softmax_entropy in float64 on plain floats: for a handful of
+    classes, each numpy call costs more than the whole sum, and this runs once or more per frame.
+    """
+    top = max(logits)
+    total = weighted = 0.0
+    for x in logits:
+        e = math.exp(x - top)
+        total += e
+        weighted += e * (x - top)
+    return math.log(total) - weighted / total, 1.0 / total, logits.index(top)
+
+
 class _Port:
     """One input or output tensor; converts float32 buffers to and from quantized tensors in place."""
 
@@ -76,6 +91,7 @@ class _Port:
         if self.dtype != np.float32 and not self.quantized:
             raise TypeError(f"tensor {detail.get('name')} is {self.dtype} without quantization parameters")
         self.scale, self.zero_point = float(scale), float(zero_point)
+        self._view = interpreter.tensor(self.index)  # a function giving a fresh view: safe to keep
         if self.quantized:
             self._float = np.zeros(self.shape, dtype=np.float32)
             self._raw = np.zeros(self.shape, dtype=self.dtype)
@@ -94,13 +110,25 @@ class _Port:
         self.interpreter.set_tensor(self.index, self._raw)
 
     def read(self, out: np.ndarray) -> None:
-        view = self.interpreter.tensor(self.index)()  # a view into the interpreter: drop it before invoke
+        """Copy the tensor into `out` (its shape). The view into the interpreter lives only
+        inside this call: an invoke refuses to run while one is held."""
         if self.quantized:
-            np.subtract(view.reshape(out.shape), self.zero_point, out=out, casting="unsafe")
+            np.subtract(self._view(), self.zero_point, out=out, casting="unsafe")
             np.multiply(out, self.scale, out=out)
         else:
-            np.copyto(out, view.reshape(out.shape))
-        del view
+            out[...] = self._view()
+
+
+class _Wiring(NamedTuple):
+    """What one subnet step touches: its stage, ports, and the cache views they copy from and to."""
+    stage: "Stage"
+    trunk_in: _Port
+    cached_in: _Port | None   # None for subnet 1, which takes no cached features
+    prefix: np.ndarray        # [f_1..f_{k-1}]
+    f_out: _Port
+    slot: np.ndarray          # where f_k goes
+    logits_out: _Port
+    logits: np.ndarray        # (1, classes)
 
 
 def _signature_details(interpreter) -> tuple[dict, dict]:
@@ -154,9 +182,9 @@ class Stage:
         return self.clock() - start
 
 
-@dataclass(frozen=True)
-class Result:
-    """One frame's answer."""
+class Result(NamedTuple):
+    """One frame's answer (a NamedTuple: immutable, and made every frame at a third of the
+    cost of a frozen dataclass)."""
     label: int               # class index into the bundle's labels
     score: float             # softmax probability of `label`
     entropy: float           # softmax entropy (nats) of the answering subnet
@@ -185,9 +213,7 @@ class Cascade:
         self.input_shape = self._input.shape
         self.costs = CostModel(1 + len(self.subnets))  # stage 0 is the trunk, k is subnet k
         self.cache = self._build_cache(len(bundle.labels))
-        self._shifted = np.zeros(len(bundle.labels), dtype=np.float32)  # softmax scratch, reused
-        self._exp = np.zeros(len(bundle.labels), dtype=np.float32)
-        self._bind_subnets()
+        self._wiring = self._wire_subnets()
 
     @property
     def num_subnets(self) -> int:
@@ -213,9 +239,9 @@ class Cascade:
             dims.append(f_shape[1])
         return FeatureCache(self._trunk_out.shape, dims, num_classes)
 
-    def _bind_subnets(self) -> None:
-        """Check each subnet's inputs against the cache and keep its ports at hand."""
-        self._ports = []
+    def _wire_subnets(self) -> list:
+        """Check each subnet's inputs against the cache; keep its ports and cache views at hand."""
+        wiring = []
         for k, stage in enumerate(self.subnets, start=1):
             trunk_in = stage.port("input", "args_0")
             if trunk_in.shape != self.cache.trunk.shape:
@@ -227,8 +253,10 @@ class Cascade:
                 if cached_in.shape != self.cache.prefix(k).shape:
                     raise CascadeError(f"{stage.path}: takes cached features {cached_in.shape}, "
                                        f"[f_1..f_{k - 1}] is {self.cache.prefix(k).shape}")
-            self._ports.append((trunk_in, cached_in, stage.port("output", "output_0"),
-                                stage.port("output", "output_1")))
+            wiring.append(_Wiring(stage, trunk_in, cached_in, self.cache.prefix(k),
+                                  stage.port("output", "output_0"), self.cache.slot(k),
+                                  stage.port("output", "output_1"), self.cache.logits[k - 1]))
+        return wiring
 
     def run_trunk(self, image: np.ndarray) -> float:
         """Run the trunk on one preprocessed image (the trunk's input shape); returns its seconds."""
@@ -253,28 +281,24 @@ class Cascade:
 
     def _step(self, k: int) -> float:
         """Subnet k's invoke with its tensors moved through the cache; returns its seconds."""
-        trunk_in, cached_in, f_out, logits_out = self._ports[k - 1]
+        stage, trunk_in, cached_in, prefix, f_out, slot, logits_out, logits = self._wiring[k - 1]
         trunk_in.write(self.cache.trunk)
         if cached_in is not None:
-            cached_in.write(self.cache.prefix(k))
-        seconds = self.subnets[k - 1].invoke()
+            cached_in.write(prefix)
+        seconds = stage.invoke()
         self.costs.observe(k, seconds)
-        f_out.read(self.cache.slot(k))
-        logits_out.read(self.cache.logits[k - 1])
+        f_out.read(slot)
+        logits_out.read(logits)
         self.cache.filled = k
         return seconds
 
     def softmax_stats(self, k: int) -> tuple[float, float]:
-        """(entropy in nats, top-1 probability) of subnet k's cached logits.
+        """(entropy in nats, top-1 probability) of subnet k's cached logits."""
+        return self._decision(k)[:2]
 
-        The formula of device.entropy.softmax_entropy, written into preallocated scratch: it
-        runs once or more per frame, where small numpy temporaries cost more than the math.
-        """
-        logits = self.cache.logits[k - 1, 0]
-        np.subtract(logits, logits.max(), out=self._shifted)
-        np.exp(self._shifted, out=self._exp)
-        total = float(self._exp.sum())
-        return math.log(total) - float(np.dot(self._exp, self._shifted)) / total, 1.0 / total
+    def _decision(self, k: int) -> tuple[float, float, int]:
+        """(entropy, top-1 probability, label) of subnet k's cached logits."""
+        return softmax_summary(self._wiring[k - 1].logits[0].tolist())
 
     def predicted_cost(self, k: int) -> float:
         """Cautious estimate (seconds) of subnet k's next run (see CostModel)."""
@@ -291,22 +315,19 @@ class Cascade:
         latencies = [self.run_trunk(image)]
         cut = False
         last = self.num_subnets
-        entropy = None
         for k in range(1, last + 1):
             if k > 1 and deadline_s is not None:
-                if self.clock() - start + self.predicted_cost(k) > deadline_s:
+                if self.clock() - start + self.costs.predict(k) > deadline_s:
                     cut = True
                     break
             latencies.append(self._step(k))
-            entropy = None
+            decision = None
             if k < last and thresholds[k - 1] > -math.inf:  # no entropy needed where no exit is allowed
-                entropy, score = self.softmax_stats(k)
-                if entropy <= thresholds[k - 1]:
+                decision = self._decision(k)
+                if decision[0] <= thresholds[k - 1]:
                     break
         exit_k = self.cache.filled
-        if entropy is None:
-            entropy, score = self.softmax_stats(exit_k)
-        label = int(self.cache.logits[exit_k - 1, 0].argmax())
+        entropy, score, label = decision or self._decision(exit_k)  # the log wants the answer's entropy
         return Result(label, score, entropy, exit_k, tuple(latencies), cut)
 
     def warm_up(self, rounds: int = 5) -> None:

@@ -134,8 +134,8 @@ class Router:
                  settings: RouterSettings = RouterSettings()):
         if budget_s <= 0:
             raise ValueError(f"budget must be > 0 s, got {budget_s}")
-        self._table = np.array([thresholds_for_control(quantiles, q)
-                                for q in np.linspace(0.0, 1.0, CONTROL_STEPS + 1)])
+        self._table = [thresholds_for_control(quantiles, q)  # a list: a row is an array made once
+                       for q in np.linspace(0.0, 1.0, CONTROL_STEPS + 1)]
         self.budget_s = budget_s
         self.deadline_s = budget_s
         self.floor = float(np.clip(floor, 0.0, 1.0))
@@ -145,14 +145,18 @@ class Router:
         self.reading = Reading(None, None, None)
         self._within = 0  # consecutive frames within the budget
         self._load_rose = False
+        self._lowest = self._lowest_step()
         self._sense()
         self._set_control(float(initial))
 
+    def _lowest_step(self) -> int:
+        """The grid step of lower_bound(), rounded up: q never goes below the bound."""
+        return math.ceil(self.lower_bound() * CONTROL_STEPS - 1e-9)
+
     def _set_control(self, value: float) -> None:
-        lowest = math.ceil(self.lower_bound() * CONTROL_STEPS - 1e-9)  # never below the bound
-        step = max(lowest, min(CONTROL_STEPS, round(value * CONTROL_STEPS)))
-        self.control = step / CONTROL_STEPS
-        self.thresholds = self._table[step]
+        self._step = max(self._lowest, min(CONTROL_STEPS, round(value * CONTROL_STEPS)))
+        self.control = self._step / CONTROL_STEPS
+        self.thresholds = self._table[self._step]
 
     def thermal_bound(self) -> float:
         """Lowest q the temperature allows: the floor when cool, rising linearly from
@@ -169,20 +173,26 @@ class Router:
     def lower_bound(self) -> float:
         return max(self.floor, self.thermal_bound())
 
-    def _sense(self) -> None:
-        """Take the latest reading; note whether other processes' load jumped since the last one."""
+    def _sense(self) -> bool:
+        """Take the latest reading; note whether other processes' load jumped since the last one,
+        and move the bound on q with the temperature. True when the reading is a new one."""
         if self.sensors is None:
-            return
+            return False
         reading = self.sensors.poll()
-        if reading is not self.reading:
-            before, now = self.reading.other_load, reading.other_load
-            self._load_rose = (before is not None and now is not None
-                               and now - before >= self.settings.load_jump)
-            self.reading = reading
+        if reading is self.reading:
+            return False
+        before, now = self.reading.other_load, reading.other_load
+        self._load_rose = (before is not None and now is not None
+                           and now - before >= self.settings.load_jump)
+        self.reading = reading
+        self._lowest = self._lowest_step()
+        return True
 
     def update(self, latency_s: float) -> None:
-        """Feed one frame's measured latency (seconds); moves q for the next frame."""
-        self._sense()
+        """Feed one frame's measured latency (seconds); moves q for the next frame.
+
+        O(1) and mostly a no-op: the bound on q changes only with a new sensor reading."""
+        new_reading = self._sense()
         s = self.settings
         if latency_s > self.budget_s or self._load_rose:
             self._within = 0
@@ -190,9 +200,9 @@ class Router:
             self._set_control(self.control + s.step_up)
             return
         self._within += 1
-        if self._within >= s.window:
+        if self._within >= s.window and self._step > self._lowest:
             self._set_control(self.control - s.step_down)
-        else:
+        elif new_reading:
             self._set_control(self.control)  # re-apply a bound the temperature may have raised
 
 

@@ -25,7 +25,7 @@ def prometheus_text(telemetry) -> str:
     metric("latency_seconds", "summary", "Frame latency (preprocessing + cascade).",
            [("_sum", telemetry.latency_sum), ("_count", telemetry.frames)])
     metric("exits_total", "counter", "Frames answered by each subnet.",
-           [(f'{{subnet="{k}"}}', n) for k, n in enumerate(telemetry.exits.tolist(), start=1)])
+           [(f'{{subnet="{k}"}}', n) for k, n in enumerate(telemetry.exits, start=1)])
     metric("budget_seconds", "gauge", "Latency budget per frame.", [("", telemetry.budget_s)])
     metric("router_control", "gauge", "Router exit quantile q (higher: more early exits).",
            [("", last.get("router_control"))])

@@ -43,8 +43,48 @@ class LatencyRing:
     def filled(self) -> np.ndarray:
         return self.values[: min(self.count, len(self.values))]
 
-    def clear(self) -> None:
-        self.count = 0
+    def latest(self, n: int) -> np.ndarray:
+        """The last n latencies (fewer when the ring holds fewer), in no particular order."""
+        n = min(n, self.count, len(self.values))
+        return np.take(self.values, np.arange(self.count - n, self.count), mode="wrap")
+
+
+class _LineFormat:
+    """Writes the per-frame JSON line from a template, the same text json.dumps gives for the dict
+
+        {"time", "frame", "label", "score", "entropy", "exit_subnet", "deadline_cut", "latency_ms",
+         "budget_ms", "policy", "router_control", "cpu_load", "temperature_c", "drops", "bad_frames"}
+
+    at a fraction of its cost per frame. Strings and the fields that seldom change (router
+    setting, sensor reading, source counters) go through the json encoder; the per-frame numbers
+    are Python floats and ints, whose repr is their JSON text.
+    """
+
+    def __init__(self, labels, budget_ms: float, policy: str):
+        self._encode = json.JSONEncoder(ensure_ascii=False).encode
+        self._labels = [self._encode(label) for label in labels]
+        self._fixed = f'"budget_ms": {self._encode(budget_ms)}, "policy": {self._encode(policy)}, '
+        self._tail_key = None
+        self._tail = ""
+
+    def format(self, frame_id: int, result, latency_s: float, control, reading, source) -> str:
+        return (f'{{"time": {round(time.time(), 4)!r}, "frame": {frame_id!r}, '
+                f'"label": {self._labels[result.label]}, "score": {round(result.score, 5)!r}, '
+                f'"entropy": {round(result.entropy, 5)!r}, "exit_subnet": {result.exit_subnet!r}, '
+                f'"deadline_cut": {"true" if result.deadline_cut else "false"}, '
+                f'"latency_ms": {round(latency_s * 1e3, 3)!r}, {self._fixed}'
+                f'{self._tail_for(control, reading, source.drops, source.bad_frames)}}}')
+
+    def _tail_for(self, control, reading, drops, bad_frames) -> str:
+        """The fields from router_control on, re-encoded only when one of them changed."""
+        key = (control, reading, drops, bad_frames)
+        if key != self._tail_key:
+            self._tail_key = key
+            self._tail = (f'"router_control": {self._encode(control)}, '
+                          f'"cpu_load": {self._encode(reading.cpu_load)}, '
+                          f'"temperature_c": {self._encode(reading.temperature)}, '
+                          f'"drops": {self._encode(drops)}, "bad_frames": {self._encode(bad_frames)}')
+        return self._tail
 
 
 class Telemetry:
@@ -60,18 +100,15 @@ class Telemetry:
         self.summary_stream = summary_stream
         self.clock = clock
         self.started = clock()
-        self._interval = LatencyRing(4096)
-        self._overall = LatencyRing(16384)
-        self._interval_exits = np.zeros(num_subnets, dtype=np.int64)
-        self.exits = np.zeros(num_subnets, dtype=np.int64)
+        self._latencies = LatencyRing(16384)  # a summary interval is its latest frames
+        self.exits = [0] * num_subnets
+        self._interval_from = (0, list(self.exits))  # frames and exits at the interval's start
         self.frames = 0
         self.over_budget = 0
         self.latency_sum = 0.0
-        self.last = {}
+        self.line = ""  # the last frame's JSON line, without the newline
         self._interval_start = self.started
-        self._budget_ms = round(budget_s * 1e3, 3)
-        # json.JSONEncoder made once; check_circular off: a flat dict of numbers and strings
-        self._encode = json.JSONEncoder(check_circular=False, ensure_ascii=False).encode
+        self._line = _LineFormat(labels, round(budget_s * 1e3, 3), policy)
 
     def record(self, frame_id: int, result, latency_s: float, control, reading, source) -> None:
         """Log one frame (result: cascade Result; reading: router Reading; source: its counters)."""
@@ -79,55 +116,45 @@ class Telemetry:
         self.latency_sum += latency_s
         self.over_budget += latency_s > self.budget_s
         self.exits[result.exit_subnet - 1] += 1
-        self._interval_exits[result.exit_subnet - 1] += 1
-        self._interval.add(latency_s)
-        self._overall.add(latency_s)
-        self.last = {
-            "time": round(time.time(), 4),
-            "frame": frame_id,
-            "label": self.labels[result.label],
-            "score": round(result.score, 5),
-            "entropy": round(result.entropy, 5),
-            "exit_subnet": result.exit_subnet,
-            "deadline_cut": result.deadline_cut,
-            "latency_ms": round(latency_s * 1e3, 3),
-            "budget_ms": self._budget_ms,
-            "policy": self.policy,
-            "router_control": control,
-            "cpu_load": reading.cpu_load,
-            "temperature_c": reading.temperature,
-            "drops": source.drops,
-            "bad_frames": source.bad_frames,
-        }
+        self._latencies.add(latency_s)
+        self.line = self._line.format(frame_id, result, latency_s, control, reading, source)
         if self.stream is not None:
-            self.stream.write(self._encode(self.last) + "\n")
+            self.stream.write(self.line + "\n")
             self.stream.flush()
         now = self.clock()
         if now - self._interval_start >= self.summary_every_s:
-            self._summary(now - self._interval_start, self._interval, self._interval_exits, "")
-            self._interval.clear()
-            self._interval_exits[:] = 0
+            frames, exits = self._interval_from
+            self._summary(now - self._interval_start, self._latencies.latest(self.frames - frames),
+                          [n - m for n, m in zip(self.exits, exits)], "")
+            self._interval_from = (self.frames, list(self.exits))
             self._interval_start = now
 
-    def _summary(self, seconds: float, ring: LatencyRing, exits: np.ndarray, prefix: str) -> None:
-        lat = ring.filled()
+    @property
+    def last(self) -> dict:
+        """The last frame's fields, as logged ({} before the first frame); read every few seconds
+        at most (summaries, /metrics), so parsing the line beats building a dict per frame."""
+        return json.loads(self.line) if self.line else {}
+
+    def _summary(self, seconds: float, lat: np.ndarray, exits: list, prefix: str) -> None:
         if len(lat) == 0:
             return
-        frames = int(exits.sum())
+        frames = sum(exits)
         mix = " ".join(f"{k}:{100.0 * n / frames:.0f}%" for k, n in enumerate(exits, start=1))
-        temp = self.last.get("temperature_c")
+        last = self.last
+        temp = last.get("temperature_c")
         line = (f"{prefix}{frames / max(seconds, 1e-9):.1f} fps | latency mean {lat.mean() * 1e3:.1f} ms "
                 f"p95 {np.percentile(lat, 95) * 1e3:.1f} ms / budget {self.budget_s * 1e3:.1f} ms "
                 f"({100.0 * (lat > self.budget_s).mean():.1f}% over) | exits {mix} | "
-                f"drops {self.last.get('drops', 0)} bad {self.last.get('bad_frames', 0)} | "
+                f"drops {last.get('drops', 0)} bad {last.get('bad_frames', 0)} | "
                 f"temp {'n/a' if temp is None else f'{temp:.1f} C'}")
-        if self.last.get("router_control") is not None:
-            line += f" | q {self.last['router_control']:.3f}"
+        if last.get("router_control") is not None:
+            line += f" | q {last['router_control']:.3f}"
         print(line, file=self.summary_stream, flush=True)
 
     def close(self) -> None:
         """Final summary over the whole run; flush and close the log file."""
-        self._summary(self.clock() - self.started, self._overall, self.exits, f"done: {self.frames} frames, ")
+        self._summary(self.clock() - self.started, self._latencies.filled(), self.exits,
+                      f"done: {self.frames} frames, ")
         if self.stream is not None:
             self.stream.flush()
             if self.stream is not sys.stdout:

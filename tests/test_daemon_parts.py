@@ -1,14 +1,19 @@
-"""Telemetry lines and summaries, the Prometheus endpoint and the systemd notifier."""
+"""Telemetry lines and summaries, the loop's time accounting, the Prometheus endpoint and the
+systemd notifier."""
 import io
 import json
 import socket
 import urllib.request
 from types import SimpleNamespace
 
+import numpy as np
+import pytest
+
 from device.cascade import Result
+from device.daemon import run_loop
 from device.metrics import MetricsServer
 from device.router import Reading
-from device.telemetry import Telemetry
+from device.telemetry import LatencyRing, Telemetry
 from device.watchdog import SystemdNotifier
 from tests.device_fakes import FakeClock
 
@@ -74,3 +79,62 @@ def test_notifier_is_silent_outside_systemd():
     assert not notifier.enabled
     notifier.ready()
     notifier.ping()
+
+
+def test_json_line_is_the_text_json_gives_for_the_fields(monkeypatch):
+    """The template line must stay byte-identical to json.dumps of the documented fields."""
+    monkeypatch.setattr("device.telemetry.time.time", lambda: 1700000000.123456)
+    log = io.StringIO()
+    telemetry = Telemetry(log, ['chat "noir"', "château"], 0.0405, 2, "fixed:2", summary_stream=io.StringIO())
+    frames = [(Result(0, 0.123456789, 1.987654321, 2, (0.001,), True), 0.0123456, None, Reading(12.5, 3.0, None)),
+              (Result(1, 1.0, 0.0, 1, (0.001,), False), 0.02, 0.35, Reading(None, None, 61.25)),
+              (Result(1, 0.5, 0.25, 1, (0.001,), False), 0.03, 0.35, Reading(None, None, 61.25))]
+    for frame_id, (result, latency, control, reading) in enumerate(frames):
+        telemetry.record(frame_id, result, latency, control, reading, SimpleNamespace(drops=frame_id, bad_frames=2))
+    expected = [json.dumps({
+        "time": 1700000000.1235, "frame": i, "label": telemetry.labels[r.label], "score": round(r.score, 5),
+        "entropy": round(r.entropy, 5), "exit_subnet": r.exit_subnet, "deadline_cut": r.deadline_cut,
+        "latency_ms": round(lat * 1e3, 3), "budget_ms": 40.5, "policy": "fixed:2", "router_control": control,
+        "cpu_load": reading.cpu_load, "temperature_c": reading.temperature, "drops": i, "bad_frames": 2},
+        ensure_ascii=False) for i, (r, lat, control, reading) in enumerate(frames)]
+    assert log.getvalue().splitlines() == expected
+    assert telemetry.last == json.loads(expected[-1])
+
+
+def test_latency_ring_latest_wraps_around():
+    ring = LatencyRing(4)
+    for value in range(1, 7):
+        ring.add(float(value))
+    assert sorted(ring.latest(3)) == [4.0, 5.0, 6.0] and sorted(ring.latest(10)) == [3.0, 4.0, 5.0, 6.0]
+    assert len(LatencyRing(4).latest(2)) == 0
+
+
+def test_loop_time_ends_before_the_on_frame_callback():
+    """loop_s counts preprocessing, the cascade, the router and the log line, not on_frame's work."""
+    clock = FakeClock()
+
+    class Cascade:
+        input_shape = (1, 8, 8, 3)
+
+        def infer(self, image, thresholds, deadline_s):
+            clock.advance(0.010)
+            return Result(0, 0.9, 0.1, 1, (0.004, 0.004), False)
+
+    class Policy:
+        deadline_s, thresholds, control = None, None, None
+
+        def update(self, latency_s):
+            clock.advance(0.001)
+
+    class Source:
+        ended, drops, bad_frames = False, 0, 0
+
+        def read(self, timeout_s):
+            return np.zeros((8, 8, 3), np.uint8)
+
+    telemetry = Telemetry(io.StringIO(), ["cat"], 0.040, 1, "test", summary_stream=io.StringIO(), clock=clock)
+    seen = []
+    stats = run_loop(Source(), Cascade(), Policy(), telemetry, max_frames=3, clock=clock,
+                     on_frame=lambda frame, result, latency: (seen.append(latency), clock.advance(1.0)))
+    assert stats.frames == 3 and seen == [pytest.approx(0.010)] * 3
+    assert stats.loop_s == pytest.approx(3 * 0.011) and stats.overhead_s == pytest.approx(3 * 0.003)

@@ -33,10 +33,9 @@ from converters.export import export_fp32, export_monolith  # noqa: E402
 from converters.parity import measure, torch_reference  # noqa: E402
 from converters.quantize import export_int8  # noqa: E402
 from converters.tflite_chain import Chain, TFLiteFile, median_ms  # noqa: E402
-from device.entropy import thresholds_for_control  # noqa: E402
 from host import checkpoint  # noqa: E402
 from host.build import INT8_CALIB_IMAGES  # noqa: E402
-from host.calibrate import calibrate  # noqa: E402
+from host.calibrate import calibrate, initial_thresholds  # noqa: E402
 from host.complexity import subnet_costs  # noqa: E402
 from host.data import load_cifar_like  # noqa: E402
 
@@ -77,8 +76,7 @@ def run(args) -> dict:
                              seed=0, limit_test=args.limit_test)
     costs = subnet_costs(net)
     calibration = calibrate(net, splits.calib, costs, device="cpu")
-    quantiles = np.array([s["entropy_quantiles"] for s in calibration["subnets"]])
-    thresholds = thresholds_for_control(quantiles, calibration["router"]["initial"])
+    thresholds = initial_thresholds(calibration)
     with tempfile.TemporaryDirectory(prefix="dynedge-bench-") as work:
         work = Path(work)
         fp32, fp32_s = timed(export_fp32, net, work)

@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from device.entropy import control_table
 from device.manifest import MANIFEST_NAME, ManifestError, validate_manifest
 
 MODEL_DIR = "model"
@@ -47,6 +48,11 @@ class Bundle:
         """(K, QUANTILE_POINTS) calibrated entropy quantiles, subnet 1 first."""
         ordered = sorted(self.manifest["subnets"], key=lambda s: s["index"])
         return np.array([s["entropy_quantiles"] for s in ordered], dtype=np.float64)
+
+    def control_table(self) -> np.ndarray:
+        """(P, K) entropy thresholds, one row per point of the calibrated router curve."""
+        levels = np.array([p["levels"] for p in self.manifest["router"]["curve"]], dtype=np.float64)
+        return control_table(self.entropy_quantiles(), levels.reshape(len(levels), -1))
 
     def precisions(self) -> list[str]:
         return list(self.manifest["precisions"])

@@ -1,10 +1,11 @@
 """Softmax entropy and the one control value the router moves.
 
-The control value q in [0, 1] is an *exit quantile*: subnet k (k < K) answers when
-its softmax entropy is at or under the q-quantile of the entropies it showed on the
-calibration split, so roughly a fraction q of the images that reach subnet k stop
-there. q = 0 never exits early (always the largest subnet); q = 1 always answers
-with subnet 1. Host calibration and the board router both use these functions.
+Subnet k (k < K) answers when its softmax entropy is at or under a threshold; a threshold
+is set as an exit level, a quantile of the entropies subnet k showed on the calibration
+split. Host calibration searches per-subnet levels for the cascade's accuracy/cost frontier
+and stores it as a curve of points, cheapest last; the control value q in [0, 1] picks a
+point: q = 0 the most accurate setting, q = 1 subnet 1 always. Host calibration and the board
+router both use these functions.
 """
 import numpy as np
 
@@ -25,26 +26,29 @@ def entropy_quantiles(entropies: np.ndarray) -> np.ndarray:
     return np.quantile(entropies, np.linspace(0.0, 1.0, QUANTILE_POINTS))
 
 
-def thresholds_for_control(quantiles: np.ndarray, control: float) -> np.ndarray:
-    """Per-subnet entropy thresholds for the control value q.
+def thresholds_for_levels(quantiles: np.ndarray, levels) -> np.ndarray:
+    """Per-subnet entropy thresholds from per-subnet exit levels.
 
-    `quantiles` has one row per subnet (K rows). Returns K thresholds; the last is +inf
-    because the largest subnet always answers. q <= 0 gives -inf (no early exit) and
-    q >= 1 gives +inf (everything exits at subnet 1).
+    `quantiles` has one row per subnet (K rows); `levels` has K - 1 exit quantiles in [0, 1],
+    one per subnet that may exit early. Level 0 gives -inf (never exits), 1 gives +inf
+    (everything reaching it exits). The last threshold is +inf: the largest subnet always answers.
     """
     quantiles = np.asarray(quantiles, dtype=np.float64)
-    k = quantiles.shape[0]
-    out = np.empty(k, dtype=np.float64)
-    if control <= 0.0:
-        out[:] = -np.inf
-    elif control >= 1.0:
-        out[:] = np.inf
-    else:
-        probs = np.linspace(0.0, 1.0, quantiles.shape[1])
-        for i in range(k):
-            out[i] = np.interp(control, probs, quantiles[i])
-    out[-1] = np.inf
+    probs = np.linspace(0.0, 1.0, quantiles.shape[1])
+    out = np.full(quantiles.shape[0], np.inf)
+    for k, level in enumerate(levels):
+        out[k] = -np.inf if level <= 0.0 else np.inf if level >= 1.0 else np.interp(level, probs, quantiles[k])
     return out
+
+
+def control_table(quantiles: np.ndarray, curve_levels: np.ndarray) -> np.ndarray:
+    """(P, K) thresholds, one row per calibrated curve point; row i is control i / (P - 1)."""
+    return np.array([thresholds_for_levels(quantiles, levels) for levels in curve_levels])
+
+
+def control_row(control: float, rows: int) -> int:
+    """The curve point a control value in [0, 1] selects."""
+    return int(round(min(1.0, max(0.0, control)) * (rows - 1)))
 
 
 def exit_subnets(entropies: np.ndarray, thresholds: np.ndarray) -> np.ndarray:

@@ -23,11 +23,14 @@ model/manifest.json (JSON, nothing executed or unpickled):
                                               "top1"}}}
   files                         {<path relative to model/>: {"sha256", "bytes"}}
                                 (every file the bundle ships under model/, the eval set too)
-  router                        {"control": "exit_quantile", "initial", "floor",
-                                 "curve": [{"control", "accuracy", "mean_macs",
+  router                        {"control": "frontier", "initial", "floor",
+                                 "curve": [{"control", "levels": [K-1 exit levels],
+                                            "accuracy", "mean_macs",
                                             "exit_fractions": [K floats]}, ...]}
-                                floor: below it calibration shows no accuracy gain,
-                                so the router never goes lower.
+                                curve point i has control i / (P - 1); its levels turn
+                                into thresholds through entropy_quantiles
+                                (device/entropy.py). floor: below it calibration
+                                shows no accuracy gain, so the router never goes lower.
   eval_set                      {"file": "eval.npz", "count"} or null; eval.npz holds
                                 "images" (N, H, W, 3) uint8 RGB and "labels" (N,) int64.
 
@@ -36,7 +39,7 @@ Subnet k's TFLite file takes (trunk tensor, features [f_1..f_{k-1}]) and returns
 "output_1"; subnet 1 takes the trunk tensor alone ("args_0").
 """
 FORMAT_NAME = "dynedge-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the router curve carries per-subnet exit levels
 MANIFEST_NAME = "manifest.json"
 
 REQUIRED_KEYS = (
@@ -68,6 +71,9 @@ def validate_manifest(manifest: dict) -> dict:
         lacking = [k for k in SUBNET_KEYS if k not in sub]
         if lacking:
             raise ManifestError(f"manifest subnet {sub.get('index', '?')} lacks: {', '.join(lacking)}")
+    curve = manifest["router"].get("curve")
+    if not curve or any("levels" not in point for point in curve):
+        raise ManifestError("manifest router curve is missing or lacks per-subnet exit levels; rebuild the bundle")
     if "fp32" not in manifest["precisions"]:
         raise ManifestError("manifest has no fp32 precision entry")
     return manifest

@@ -1,13 +1,17 @@
 """Routing policies: which entropy thresholds a frame uses, and how they move with feedback.
 
-The control value q (an exit quantile, device/entropy.py) maps through the calibrated
-quantiles to one threshold per subnet: higher q means more early exits, a cheaper frame.
+The control value q picks a point of the calibrated accuracy/cost curve (device/entropy.py),
+whose per-subnet exit levels map through the calibrated quantiles to one threshold per
+subnet: higher q means more early exits, a cheaper frame.
 
   router   the sliding-update router. q starts at the calibrated setting and moves with a
-           sliding window of measured frame latencies against the budget: every frame over
-           the budget raises q by `step_up`; once a whole window has run within the budget q
-           falls by `step_down` per frame, never below the calibrated floor, under which
-           calibration shows no accuracy gain. Two sensors act before the latency shows
+           sliding window of measured frame latencies against the budget: a frame over the
+           budget raises q by `step_up` when the window holds more than `spikes_tolerated`
+           of them, and otherwise only by `step_down` (a lone spike, such as a preemption on
+           a busy board, says little about the cost of the setting, and undoing the last step
+           down is enough); once a whole window has run within the budget q falls by
+           `step_down` per frame, never below the calibrated floor, under which calibration
+           shows no accuracy gain. Two sensors act before the latency shows
            trouble: near the board profile's soft throttle point the temperature sets a rising
            lower bound on q (at the hard point q is 1: subnet 1 answers), and a jump in the
            CPU load of other processes raises q by `step_up` at once. The deadline guard
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import psutil
 
-from device.entropy import thresholds_for_control
+from device.entropy import control_row
 from device.sensors import cpu_load, read_temperature
 
 CONTROL_STEPS = 1000  # q moves on a grid of 1/1000, so thresholds come from a table, not per-frame interpolation
@@ -91,7 +95,8 @@ class SensorSampler:
 @dataclass(frozen=True)
 class RouterSettings:
     window: int = 20              # frames in the sliding window
-    step_up: float = 0.1          # q added for each frame over the budget
+    step_up: float = 0.05         # q added for a frame over the budget past the tolerated spikes
+    spikes_tolerated: int = 1     # frames over the budget in the window that raise q by step_down only
     step_down: float = 0.02       # q removed per frame once a window ran within the budget
     thermal_margin_c: float = 5.0  # the temperature bound on q starts this far below the soft point
     load_jump: float = 40.0       # a rise of other processes' CPU % this large raises q at once
@@ -117,10 +122,10 @@ class FixedPolicy:
 class CascadePolicy(FixedPolicy):
     """The calibrated thresholds at the bundle's initial control value, without feedback."""
 
-    def __init__(self, quantiles: np.ndarray, control: float):
+    def __init__(self, table: np.ndarray, control: float):
         self.name = "cascade"
         self.control = float(control)
-        self.thresholds = thresholds_for_control(quantiles, self.control)
+        self.thresholds = table[control_row(self.control, len(table))]
         self.deadline_s = None
 
 
@@ -129,13 +134,14 @@ class Router:
 
     name = "router"
 
-    def __init__(self, quantiles: np.ndarray, budget_s: float, initial: float, floor: float,
+    def __init__(self, table: np.ndarray, budget_s: float, initial: float, floor: float,
                  limits: ThermalLimits | None = None, sensors: SensorSampler | None = None,
                  settings: RouterSettings = RouterSettings()):
+        """`table`: (P, K) thresholds, one row per calibrated curve point (Bundle.control_table)."""
         if budget_s <= 0:
             raise ValueError(f"budget must be > 0 s, got {budget_s}")
-        self._table = [thresholds_for_control(quantiles, q)  # a list: a row is an array made once
-                       for q in np.linspace(0.0, 1.0, CONTROL_STEPS + 1)]
+        rows = list(table)  # a list of arrays made once: the per-frame lookup is an index
+        self._table = [rows[control_row(step / CONTROL_STEPS, len(rows))] for step in range(CONTROL_STEPS + 1)]
         self.budget_s = budget_s
         self.deadline_s = budget_s
         self.floor = float(np.clip(floor, 0.0, 1.0))
@@ -144,6 +150,9 @@ class Router:
         self.settings = settings
         self.reading = Reading(None, None, None)
         self._within = 0  # consecutive frames within the budget
+        self._over_ring = [False] * settings.window  # which of the window's frames ran over the budget
+        self._slot = 0
+        self._overs = 0  # sum of _over_ring
         self._load_rose = False
         self._lowest = self._lowest_step()
         self._sense()
@@ -194,10 +203,15 @@ class Router:
         O(1) and mostly a no-op: the bound on q changes only with a new sensor reading."""
         new_reading = self._sense()
         s = self.settings
-        if latency_s > self.budget_s or self._load_rose:
+        over = latency_s > self.budget_s
+        self._overs += over - self._over_ring[self._slot]
+        self._over_ring[self._slot] = over
+        self._slot = (self._slot + 1) % s.window
+        if over or self._load_rose:
+            spike = not self._load_rose and self._overs <= s.spikes_tolerated
             self._within = 0
             self._load_rose = False
-            self._set_control(self.control + s.step_up)
+            self._set_control(self.control + (s.step_down if spike else s.step_up))
             return
         self._within += 1
         if self._within >= s.window and self._step > self._lowest:
@@ -211,10 +225,10 @@ def make_policy(spec: str, bundle, budget_s: float, limits: ThermalLimits | None
     """--policy value -> policy object; PolicyError lists the accepted forms."""
     router = bundle.manifest["router"]
     if spec == "router":
-        return Router(bundle.entropy_quantiles(), budget_s, router["initial"], router["floor"],
+        return Router(bundle.control_table(), budget_s, router["initial"], router["floor"],
                       limits=limits, sensors=sensors)
     if spec == "cascade":
-        return CascadePolicy(bundle.entropy_quantiles(), router["initial"])
+        return CascadePolicy(bundle.control_table(), router["initial"])
     if spec.startswith("fixed:"):
         try:
             k = int(spec.split(":", 1)[1])

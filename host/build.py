@@ -23,9 +23,8 @@ from converters.export import ExportError, export_fp32, trunk_shape  # noqa: E40
 from converters.parity import MIN_PARITY_IMAGES, ParityError, check_fp32, check_int8, measure, torch_reference  # noqa: E402
 from converters.quantize import export_int8  # noqa: E402
 from converters.tflite_chain import Chain  # noqa: E402
-from device.entropy import thresholds_for_control  # noqa: E402
 from host import checkpoint  # noqa: E402
-from host.calibrate import calibrate  # noqa: E402
+from host.calibrate import calibrate, initial_thresholds  # noqa: E402
 from host.cli import USER_ERRORS, CliError, OneLineParser, add_training_args, resolve_settings, run_training  # noqa: E402
 from host.complexity import subnet_costs  # noqa: E402
 from host.data import dataset_name, load_cifar_like  # noqa: E402
@@ -101,11 +100,6 @@ def spread(split, count: int):
     return split.subset(index)
 
 
-def exit_thresholds(calibration: dict) -> np.ndarray:
-    quantiles = np.array([s["entropy_quantiles"] for s in calibration["subnets"]])
-    return thresholds_for_control(quantiles, calibration["router"]["initial"])
-
-
 def convert_and_verify(trained: Trained, quantize: str | None, work: Path, threads: int) -> tuple:
     """Export every precision, check parity, time on this host: ({name: PrecisionFiles}, {name: latency})."""
     net, test = trained.net.cpu().eval(), spread(trained.splits.test, PARITY_IMAGES)
@@ -121,7 +115,7 @@ def convert_and_verify(trained: Trained, quantize: str | None, work: Path, threa
 
     stage(4, f"verify: parity with PyTorch on {len(test)} test images, latency on this host")
     reference = torch_reference(net, test.images)
-    thresholds = exit_thresholds(trained.calibration)
+    thresholds = initial_thresholds(trained.calibration)
     precisions, latency = {}, {}
     for name, files in exported.items():
         chain = Chain(files.trunk, files.subnets, threads=threads)

@@ -1,10 +1,15 @@
 """Threshold initialization from one round of entropy collection (shared/DESIGN.md sections 3 and 6).
 
 One pass over the calibration split records every subnet's softmax entropy and whether
-it was right. From those, per subnet: the entropy quantiles the board turns a control
-value into thresholds with (device.entropy), and the calibration accuracy. Simulating
-the board's cascade at many control values gives the curve the router moves along:
-accuracy and mean MACs (cumulative MACs of the exit subnet) against the control value.
+it was right. From those, per subnet: the entropy quantiles the board turns exit levels
+into thresholds with (device.entropy), and the calibration accuracy. Then the curve the
+router moves along: the cascade is simulated for every combination of per-subnet exit
+levels on a grid, and the accuracy/mean-MACs Pareto frontier, resampled at CURVE_POINTS
+evenly spaced costs, becomes the curve (control 0 its most accurate point, 1 subnet 1
+alone). One shared level for all subnets, the first design, was measured to fall below
+fixed subnet 2 at subnet 2's cost on a briefly trained model (bench/results/device_runtime.md);
+every fixed subnet is a point of this search (levels 0 up to it, 1 at it), so the frontier
+is never below one on the calibration split.
 
 Router settings chosen on the calibration curve:
   initial  the cheapest control (lowest mean MACs; the higher control on ties) whose cascade
@@ -13,34 +18,83 @@ Router settings chosen on the calibration curve:
            every lower control (more escalation, more MACs) has no higher calibration
            accuracy, so the router never goes below it. floor <= initial always holds.
 """
+import itertools
+
 import numpy as np
 
-from device.entropy import entropy_quantiles, exit_subnets, softmax_entropy, thresholds_for_control
+from device.entropy import control_row, entropy_quantiles, softmax_entropy, thresholds_for_levels
 from host.evaluate import collect_logits
 
 CURVE_POINTS = 51
 INITIAL_TOLERANCE = 0.005
+MAX_LEVEL_COMBINATIONS = 20_000  # the grid gets coarser with more subnets: 11 levels each up to K = 5
+COMBINATION_CHUNK = 256
 
 
-def controls(points: int = CURVE_POINTS) -> np.ndarray:
-    return np.round(np.linspace(0.0, 1.0, points), 6)
+def level_grid(early_subnets: int) -> np.ndarray:
+    """Exit levels tried for each subnet that may exit early."""
+    steps = int(MAX_LEVEL_COMBINATIONS ** (1 / max(1, early_subnets)))
+    return np.linspace(0.0, 1.0, min(11, max(3, steps)))
 
 
-def cascade_curve(logits: np.ndarray, labels: np.ndarray, quantiles: np.ndarray, cumulative_macs,
-                  control_values=None) -> list:
-    """The cascade at each control value: accuracy, mean MACs, exit fractions per subnet."""
-    entropies = softmax_entropy(logits)  # (K, N)
+def simulate(entropies, correct, macs, quantiles, level_sets: np.ndarray) -> tuple:
+    """The cascade for each row of per-subnet exit levels: (accuracy, mean MACs, exit fractions) arrays."""
+    K, N = correct.shape
+    exits = np.stack([exit_masks(entropies, quantiles, levels) for levels in level_sets])  # (C, K, N)
+    exit_at = exits.argmax(axis=1)  # (C, N): first subnet whose entropy is under its threshold
+    accuracy = correct[exit_at, np.arange(N)].mean(axis=1)
+    fractions = np.stack([(exit_at == k).mean(axis=1) for k in range(K)], axis=1)
+    return accuracy, fractions @ macs, fractions
+
+
+def exit_masks(entropies, quantiles, levels) -> np.ndarray:
+    """(K, N) bool: whether each subnet would answer each image; the last always does."""
+    masks = entropies <= thresholds_for_levels(quantiles, levels)[:, None]
+    masks[-1] = True
+    return masks
+
+
+def pareto_front(level_sets, accuracy, mean_macs) -> np.ndarray:
+    """Indices of the settings no cheaper setting matches in accuracy, cheapest first."""
+    order = np.lexsort((-accuracy, mean_macs))
+    front, best = [], -np.inf
+    for i in order:
+        if accuracy[i] > best + 1e-12:
+            front.append(i)
+            best = accuracy[i]
+    return np.array(front)
+
+
+def frontier_curve(entropies, correct, macs, quantiles, points: int = CURVE_POINTS) -> list:
+    """The router's curve: the Pareto frontier of per-subnet exit levels, resampled at evenly
+    spaced costs from the most accurate point (control 0) to subnet 1 alone (control 1)."""
+    K = correct.shape[0]
+    grid = level_grid(K - 1)
+    level_sets = np.array(list(itertools.product(grid, repeat=K - 1))).reshape(-1, K - 1)
+    results = [simulate(entropies, correct, macs, quantiles, level_sets[i:i + COMBINATION_CHUNK])
+               for i in range(0, len(level_sets), COMBINATION_CHUNK)]
+    accuracy, mean_macs, fractions = (np.concatenate(parts) for parts in zip(*results))
+    front = pareto_front(level_sets, accuracy, mean_macs)
+    costs = mean_macs[front]
+    curve = []
+    for i, target in enumerate(np.linspace(costs[-1], costs[0], points)):
+        j = front[np.searchsorted(costs, target + 1e-9 * max(1.0, target), side="right") - 1]  # priciest affordable
+        curve.append({"control": round(i / (points - 1), 6), "levels": level_sets[j].tolist(),
+                      "accuracy": float(accuracy[j]), "mean_macs": float(mean_macs[j]),
+                      "exit_fractions": fractions[j].tolist()})
+    return curve
+
+
+def cascade_on_curve(logits, labels, quantiles, cumulative_macs, curve, control_values=None) -> list:
+    """The cascade at the curve's levels on another split (per point, or at the given control values)."""
+    entropies = softmax_entropy(logits)
     correct = logits.argmax(axis=2) == labels[None, :]
     macs = np.asarray(cumulative_macs, dtype=np.float64)
-    K, N = correct.shape
-    curve = []
-    for q in controls() if control_values is None else control_values:
-        exit_at = exit_subnets(entropies, thresholds_for_control(quantiles, float(q)))
-        curve.append({"control": float(q),
-                      "accuracy": float(correct[exit_at, np.arange(N)].mean()),
-                      "mean_macs": float(macs[exit_at].mean()),
-                      "exit_fractions": (np.bincount(exit_at, minlength=K) / N).tolist()})
-    return curve
+    picked = curve if control_values is None else [curve[control_row(q, len(curve))] for q in control_values]
+    accuracy, mean_macs, fractions = simulate(entropies, correct, macs, quantiles,
+                                              np.array([p["levels"] for p in picked]).reshape(len(picked), -1))
+    return [{"control": float(p["control"]), "levels": p["levels"], "accuracy": float(a), "mean_macs": float(m),
+             "exit_fractions": f.tolist()} for p, a, m, f in zip(picked, accuracy, mean_macs, fractions)]
 
 
 def router_settings(curve: list, largest_accuracy: float) -> tuple[float, float]:
@@ -56,14 +110,15 @@ def calibration_from_logits(logits: np.ndarray, labels: np.ndarray, costs: dict)
     """Per-subnet quantiles and accuracy plus the router block of the bundle manifest."""
     entropies = softmax_entropy(logits)
     quantiles = np.stack([entropy_quantiles(e) for e in entropies])
-    accuracy = (logits.argmax(axis=2) == labels[None, :]).mean(axis=1)
-    cumulative = [s["macs_cumulative"] for s in costs["subnets"]]
-    curve = cascade_curve(logits, labels, quantiles, cumulative)
+    correct = logits.argmax(axis=2) == labels[None, :]
+    accuracy = correct.mean(axis=1)
+    cumulative = np.array([s["macs_cumulative"] for s in costs["subnets"]], dtype=np.float64)
+    curve = frontier_curve(entropies, correct, cumulative, quantiles)
     initial, floor = router_settings(curve, float(accuracy[-1]))
     return {"count": int(len(labels)),
             "subnets": [{"index": k + 1, "entropy_quantiles": quantiles[k].tolist(),
                          "calib_accuracy": float(accuracy[k])} for k in range(len(accuracy))],
-            "router": {"control": "exit_quantile", "initial": initial, "floor": floor, "curve": curve}}
+            "router": {"control": "frontier", "initial": initial, "floor": floor, "curve": curve}}
 
 
 def calibrate(net, calib_split, costs: dict, batch_size: int = 256, device: str = "auto") -> dict:
@@ -73,8 +128,16 @@ def calibrate(net, calib_split, costs: dict, batch_size: int = 256, device: str 
 
 
 def curve_on_split(test_logits: np.ndarray, test_labels: np.ndarray, calibration: dict, costs: dict,
-               control_values=None) -> list:
-    """The cascade on the test split using the calibration quantiles (what the board would do)."""
+                   control_values=None) -> list:
+    """The cascade on the test split at the calibrated curve's settings (what the board would do)."""
     quantiles = np.array([s["entropy_quantiles"] for s in calibration["subnets"]])
     cumulative = [s["macs_cumulative"] for s in costs["subnets"]]
-    return cascade_curve(test_logits, test_labels, quantiles, cumulative, control_values)
+    return cascade_on_curve(test_logits, test_labels, quantiles, cumulative, calibration["router"]["curve"],
+                            control_values)
+
+
+def initial_thresholds(calibration: dict) -> np.ndarray:
+    """Per-subnet thresholds at the calibrated initial control (parity checks the exits there)."""
+    quantiles = np.array([s["entropy_quantiles"] for s in calibration["subnets"]])
+    curve = calibration["router"]["curve"]
+    return thresholds_for_levels(quantiles, curve[control_row(calibration["router"]["initial"], len(curve))]["levels"])

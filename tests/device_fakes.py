@@ -102,7 +102,8 @@ def fake_bundle(num_subnets: int = 3, size: int = 8) -> Bundle:
         "subnets": [{"index": k, "feature_dim": FEATURE_DIM, "entropy_quantiles": quantiles}
                     for k in range(1, num_subnets + 1)],
         "precisions": {"fp32": {"trunk": "trunk", "subnets": [f"subnet_{k}" for k in range(1, num_subnets + 1)]}},
-        "router": {"initial": 0.5, "floor": 0.2},
+        "router": {"initial": 0.5, "floor": 0.2,  # a curve of one shared level for every subnet
+                   "curve": [{"control": i / 50, "levels": [i / 50] * (num_subnets - 1)} for i in range(51)]},
         "files": {},
     }
     return Bundle(model_dir=Path("fake-model"), manifest=manifest)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from device.entropy import QUANTILE_POINTS
+from device.entropy import QUANTILE_POINTS, exit_subnets, softmax_entropy, thresholds_for_levels
 from host.calibrate import calibrate, calibration_from_logits, curve_on_split, router_settings
 from host.complexity import subnet_costs
 from host.data import Split
@@ -42,15 +42,38 @@ def test_curve_ends_and_monotone_cost():
     cal = calibration_from_logits(logits, labels, COSTS)
     curve = cal["router"]["curve"]
     assert curve[0]["control"] == 0 and curve[-1]["control"] == 1
-    assert curve[0]["exit_fractions"] == [0, 0, 1] and curve[0]["mean_macs"] == 30
-    assert curve[0]["accuracy"] == pytest.approx(cal["subnets"][-1]["calib_accuracy"])
     assert curve[-1]["exit_fractions"] == [1, 0, 0] and curve[-1]["mean_macs"] == 10
     assert curve[-1]["accuracy"] == pytest.approx(cal["subnets"][0]["calib_accuracy"])
+    assert all(len(p["levels"]) == 2 for p in curve)
     macs = [p["mean_macs"] for p in curve]
-    assert all(a >= b for a, b in zip(macs, macs[1:]))
+    accuracy = [p["accuracy"] for p in curve]
+    assert all(a >= b for a, b in zip(macs, macs[1:])) and macs[0] > macs[-1]
+    assert all(a >= b for a, b in zip(accuracy, accuracy[1:]))  # paying more never loses accuracy
     router = cal["router"]
-    assert router["control"] == "exit_quantile"
+    assert router["control"] == "frontier"
     assert 0 <= router["floor"] <= router["initial"] <= 1
+
+
+def test_curve_is_never_below_a_fixed_subnet_at_its_cost():
+    """Each fixed subnet k is one setting of the search (levels 0 below k, 1 at k), so the frontier
+    at subnet k's cost must reach subnet k's calibration accuracy."""
+    logits, labels = synthetic_logits()
+    cal = calibration_from_logits(logits, labels, COSTS)
+    curve = cal["router"]["curve"]
+    for sub, cost in zip(cal["subnets"], (10, 20, 30)):
+        affordable = [p["accuracy"] for p in curve if p["mean_macs"] <= cost]
+        assert max(affordable) >= sub["calib_accuracy"] - 1e-12
+
+
+def test_curve_levels_reproduce_on_the_board():
+    """The thresholds the board derives from a point's levels give the point's exits again."""
+    logits, labels = synthetic_logits()
+    cal = calibration_from_logits(logits, labels, COSTS)
+    quantiles = np.array([s["entropy_quantiles"] for s in cal["subnets"]])
+    entropies = softmax_entropy(logits)
+    for point in cal["router"]["curve"][::10]:
+        exit_at = exit_subnets(entropies, thresholds_for_levels(quantiles, point["levels"]))
+        assert (np.bincount(exit_at, minlength=3) / len(labels)).tolist() == pytest.approx(point["exit_fractions"])
 
 
 def test_router_settings_rules():
@@ -61,13 +84,14 @@ def test_router_settings_rules():
     assert floor == 0.4  # the largest control reaching the best accuracy (0.903)
 
 
-def test_curve_on_test_uses_calibration_quantiles():
+def test_curve_on_test_uses_calibration_levels():
     logits, labels = synthetic_logits()
     cal = calibration_from_logits(logits, labels, COSTS)
     test_logits, test_labels = synthetic_logits(seed=1)
     curve = curve_on_split(test_logits, test_labels, cal, COSTS, control_values=[0.0, 0.5, 1.0])
     assert [p["control"] for p in curve] == [0.0, 0.5, 1.0]
     assert sum(curve[1]["exit_fractions"]) == pytest.approx(1.0)
+    assert curve[1]["levels"] == cal["router"]["curve"][25]["levels"]
 
 
 def test_costs_and_calibrate_on_a_real_network():

@@ -4,7 +4,7 @@ exits (higher q) make a frame cheaper."""
 import numpy as np
 import pytest
 
-from device.entropy import QUANTILE_POINTS
+from device.entropy import QUANTILE_POINTS, control_table
 from device.router import (CascadePolicy, FixedPolicy, PolicyError, Reading, Router, RouterSettings,
                            SensorSampler, ThermalLimits, make_policy)
 from tests.device_fakes import FakeClock, fake_bundle
@@ -15,6 +15,7 @@ SETTINGS = RouterSettings()
 SETTLE_FRAMES = 5   # stated: a latency step up is back under budget within this many frames
 RECOVER_FRAMES = SETTINGS.window + 40  # stated: headroom restores the floor within this many frames
 QUANTILES = np.tile(np.linspace(0.1, 2.0, QUANTILE_POINTS), (3, 1))
+TABLE = control_table(QUANTILES, np.repeat(np.linspace(0.0, 1.0, 51)[:, None], 2, axis=1))  # one shared level
 
 
 def latency(q: float, load: float) -> float:
@@ -32,7 +33,7 @@ class FakeSensors:
 
 def make_router(initial=0.5, floor=0.4, limits=ThermalLimits(80.0, 85.0)):
     clock, sensors = FakeClock(), FakeSensors()
-    router = Router(QUANTILES, BUDGET, initial, floor, limits=limits,
+    router = Router(TABLE, BUDGET, initial, floor, limits=limits,
                     sensors=SensorSampler(sensors, clock=clock, period_s=0.5))
     return router, clock, sensors
 
@@ -55,6 +56,16 @@ def test_latency_step_up_settles_under_budget():
     assert (after[SETTLE_FRAMES:SETTLE_FRAMES + SETTINGS.window] <= BUDGET).all()
     assert (after[SETTLE_FRAMES:] > BUDGET).mean() <= 0.05  # probing for headroom overruns rarely
     assert np.percentile(after[SETTLE_FRAMES:], 95) <= BUDGET
+
+
+def test_a_lone_spike_undoes_one_step_and_a_burst_raises():
+    router, clock, _ = make_router()
+    run(router, clock, 60, load=1.0)
+    settled = router.control
+    router.update(2 * BUDGET)  # one preempted frame
+    assert router.control == pytest.approx(settled + SETTINGS.step_down)
+    router.update(2 * BUDGET)  # a second one inside the window: the setting itself is too costly
+    assert router.control == pytest.approx(settled + SETTINGS.step_down + SETTINGS.step_up)
 
 
 def test_headroom_brings_the_accuracy_setting_back():
@@ -119,7 +130,7 @@ def test_never_below_floor_and_guard_is_on():
 def test_fixed_and_cascade_policies():
     fixed = FixedPolicy(3, 2)
     assert list(fixed.thresholds) == [-np.inf, np.inf, np.inf] and fixed.deadline_s is None
-    cascade = CascadePolicy(QUANTILES, 0.5)
+    cascade = CascadePolicy(TABLE, 0.5)
     before = cascade.thresholds.copy()
     cascade.update(10.0)
     assert (cascade.thresholds == before).all() and cascade.deadline_s is None

@@ -269,8 +269,7 @@ def bench_overhead(bundle, frames, threads, seconds):
         out[name] = {"frames": s.frames, "mean_frame_ms": 1e3 * s.loop_s / s.frames,
                      "overhead_us_per_frame": 1e6 * s.overhead_s / s.frames,
                      "overhead_fraction": s.overhead_s / s.loop_s}
-    out["includes"] = ("cache copies, entropy, deadline guard, router update, JSON line to an in-memory "
-                       "log, and this benchmark's per-frame recording")
+    out["includes"] = "cache copies, entropy, deadline guard, router update, JSON line to an in-memory log"
     return out
 
 

@@ -52,6 +52,8 @@ def add_training_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--epochs", type=int, help="training epochs (preset)")
     g.add_argument("--batch-size", type=int, help="batch size (preset)")
     g.add_argument("--lr", type=float, help="peak learning rate (preset)")
+    g.add_argument("--label-smoothing", type=float, help="label smoothing of the label losses, 0..1 (preset)")
+    g.add_argument("--crop-pad", type=int, help="pad-and-crop augmentation in pixels, 0 for flips only (preset)")
     g.add_argument("--img-size", type=int, default=32, help="input side in pixels (default 32)")
     g.add_argument("--subnets", type=int, default=4, help="number of subnets K (default 4)")
     g.add_argument("--widths", default=None,
@@ -109,12 +111,17 @@ def resolve_settings(args) -> Settings:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CliError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.crop_pad is not None and args.crop_pad < 0:
+        raise CliError(f"--crop-pad must be 0 or more, got {args.crop_pad}")
+    if args.label_smoothing is not None and not 0 <= args.label_smoothing < 1:
+        raise CliError(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
     try:
         net = NetConfig(arch=args.arch, img_size=args.img_size, widths=parse_widths(args.widths, args.subnets))
     except ValueError as exc:  # NetConfig's own checks (e.g. --img-size too small)
         raise CliError(str(exc)) from None
     cfg = TrainConfig(epochs=pick("epochs"), batch_size=pick("batch_size"), lr=pick("lr"),
-                      warmup_epochs=preset["warmup_epochs"], distill=args.distill,
+                      warmup_epochs=preset["warmup_epochs"], crop_pad=pick("crop_pad"),
+                      label_smoothing=pick("label_smoothing"), distill=args.distill,
                       frozen_update=args.frozen_update, seed=args.seed, device=args.device)
     return Settings(net, cfg, pick("limit_train"), args.limit_test, pick("calib_size"))
 

@@ -36,6 +36,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     warmup_epochs: float = 0.0  # linear warm-up length, then cosine decay to zero
     label_smoothing: float = 0.0
+    crop_pad: int = 4  # pad-and-crop shift in pixels; 0 leaves flips only
     grad_clip: float | None = 5.0  # max global gradient norm: K losses summed on a shared head spike early
     distill: bool = True
     distill_temperature: float = 1.0
@@ -64,7 +65,7 @@ def seed_everything(seed: int) -> None:
 
 
 def augment(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """Random pad-and-crop plus horizontal flip on a uint8 NHWC batch, vectorized (no per-image loop)."""
+    """Random pad-and-crop (pad 0: none) plus horizontal flip on a uint8 NHWC batch, vectorized."""
     n, h, w, _ = images.shape
     padded = F.pad(images, (0, 0, pad, pad, pad, pad))
     dy = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator)
@@ -166,7 +167,7 @@ def train(net, splits, cfg: TrainConfig, checkpoint_dir=None, resume: bool = Fal
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step, total_steps, warmup_steps, cfg.lr)
                 index = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-                x = to_input(augment(images[index], generator), device)
+                x = to_input(augment(images[index], generator, cfg.crop_pad), device)
                 y = labels[index].to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                     logits = net(x, frozen_update=cfg.frozen_update, trunk_owner=cfg.trunk_owner)

@@ -56,6 +56,10 @@ def test_bad_widths_refused(tmp_path, widths, needle):
     assert_one_line_error(run_cli("--widths", widths, tmp_path=tmp_path), "--widths", needle)
 
 
+def test_negative_crop_pad_refused(tmp_path):
+    assert_one_line_error(run_cli("--crop-pad", "-1", tmp_path=tmp_path), "--crop-pad", "-1")
+
+
 def test_resume_of_another_arch_refused(tmp_path):
     out = tmp_path / "run"
     torch.manual_seed(0)

@@ -12,10 +12,10 @@ Why these choices (measured on the 32 px MobileNet, widths 0.25 x 4, `converters
   strict export records. Non-strict export left all 10 ADDs per subnet float, between 13
   DEQUANTIZE and 9-10 QUANTIZE ops; strict export leaves none.
 - per-tensor weights by default: per-channel parameters cost 24 bytes per output channel (scale
-  float32 + zero point int64, for the weight and again for the int32 bias), 107 KB of a 346 KB
-  subnet file whose int8 weights are 155 KB, because the 0.25-width layers hold 9 (depthwise)
-  to a few hundred weights per channel. Per-tensor cost 0.4 pp top-1 on that model, per-channel
-  0.6 pp; `per_channel=True` remains for models that lose more.
+  float32 + zero point int64, for the weight and again for the int32 bias), and the 0.25-width
+  layers hold 9 (depthwise) to a few hundred weights per channel: 432 KB of parameters against
+  643 KB of int8 weights over the bundle, size ratio 0.45 vs 0.29 per-tensor, at equal top-1
+  (bench/results/convert_bundle.md). `per_channel=True` remains for models that lose more.
 Chosen over ai-edge-quantizer's static_wi8_ai8 recipe on the fp32 files: that one quantizes in
 seconds and ran no faster, but it wrote subnet_k (k >= 2) files whose signature output f_k pointed
 at a tensor it had replaced (f_k also feeds the concatenation), so the signature runner failed

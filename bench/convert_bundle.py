@@ -3,7 +3,8 @@
   conversion   wall time of exporting trunk + K subnets (fp32), and of the int8 PTQ files
   int8         cascade latency ratio int8 / fp32 (trunk + all K subnets, same runtime and threads),
                top-1 cost in pp (largest subnet and the cascade at the calibrated setting),
-               size ratio of the model files (int8 / fp32)
+               size ratio of the model files (int8 / fp32) and their bytes by kind
+               (converters/flatbuffer.py); the same for per-channel int8 weights
   split        trunk + subnet_1..K one after another on cached inputs vs one monolithic
                export of the largest subnet (image -> logits): through the Python chain the
                board runs (set_tensor / invoke / get_tensor, feature concatenation), and
@@ -24,12 +25,14 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
+import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from converters.export import export_fp32, export_monolith  # noqa: E402
+from converters.flatbuffer import KINDS, anatomy  # noqa: E402
 from converters.parity import measure, torch_reference  # noqa: E402
 from converters.quantize import export_int8  # noqa: E402
 from converters.tflite_chain import Chain, TFLiteFile, median_ms  # noqa: E402
@@ -39,6 +42,8 @@ from host.calibrate import calibrate, initial_thresholds  # noqa: E402
 from host.complexity import subnet_costs  # noqa: E402
 from host.data import load_cifar_like  # noqa: E402
 
+REPO = Path(__file__).resolve().parents[1]
+TFLRT_PYTHON = REPO / ".venv-tflrt" / "bin" / "python"
 TARGETS = {"conversion_s": 120.0, "int8_latency_ratio": 0.7, "int8_top1_cost_pp": 1.0,
            "int8_size_ratio": 0.3, "split_ratio": 1.10}
 
@@ -62,6 +67,31 @@ def total_bytes(files) -> int:
     return sum(p.stat().st_size for p in [files.trunk, *files.subnets])
 
 
+def bytes_by_kind(files) -> dict:
+    """converters.flatbuffer.anatomy summed over trunk + subnets."""
+    parts = [anatomy(p) for p in [files.trunk, *files.subnets]]
+    return {kind: sum(p[kind] for p in parts) for kind in KINDS}
+
+
+def tflite_runtime_top1(work: Path, exported: dict, images: np.ndarray, labels: np.ndarray) -> dict:
+    """Largest subnet's top-1 per precision under tflite-runtime 2.14 (.venv-tflrt), {} when it is not set up.
+
+    Runs converters/tflite_chain.py as a script there, as tests/test_tflite_runtime_compat.py does."""
+    if not TFLRT_PYTHON.exists():
+        return {}
+    (work / "manifest.json").write_text(json.dumps({"precisions": {
+        name: {"trunk": str(f.trunk.relative_to(work)), "subnets": [str(p.relative_to(work)) for p in f.subnets]}
+        for name, f in exported.items()}}))
+    np.save(work / "images.npy", images)
+    top1 = {}
+    for name in exported:
+        subprocess.run([str(TFLRT_PYTHON), str(REPO / "converters" / "tflite_chain.py"), str(work),
+                        str(work / "images.npy"), str(work / "logits.npy"), "--runtime", "tflite_runtime",
+                        "--precision", name], check=True, capture_output=True)
+        top1[name] = float((np.load(work / "logits.npy")[-1].argmax(-1) == labels).mean())
+    return top1
+
+
 def hardware() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -80,31 +110,42 @@ def run(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="dynedge-bench-") as work:
         work = Path(work)
         fp32, fp32_s = timed(export_fp32, net, work)
-        int8, int8_s = timed(export_int8, net, splits.train.images[:INT8_CALIB_IMAGES], work)
+        calib = splits.train.images[:INT8_CALIB_IMAGES]
+        int8, int8_s = timed(export_int8, net, calib, work)
+        per_channel = export_int8(net, calib, work / "per_channel", per_channel=True)
         monolith, monolith_s = timed(export_monolith, net, work / "monolith.tflite")
-        chains = {"fp32": Chain(fp32.trunk, fp32.subnets, threads=args.threads),
-                  "int8": Chain(int8.trunk, int8.subnets, threads=args.threads)}
+        exported = {"fp32": fp32, "int8": int8, "int8_per_channel": per_channel}
+        chains = {name: Chain(f.trunk, f.subnets, threads=args.threads) for name, f in exported.items()}
         reference = torch_reference(net, splits.test.images)
         parity = {name: measure(net, chain, splits.test.images, splits.test.labels, thresholds, reference)
                   for name, chain in chains.items()}
         mono = TFLiteFile(monolith, threads=args.threads)
         image = splits.test.images[:1].astype(np.float32)
-        split_files = [chains["fp32"].trunk, *chains["fp32"].subnets]
-        chains["fp32"].run_image(image)  # leaves valid inputs in every file for the invoke-only rows
+        for chain in chains.values():
+            chain.run_image(image)  # leaves valid inputs in every file for the invoke-only rows
         mono(image)
+        files = {name: [chain.trunk, *chain.subnets] for name, chain in chains.items()}
         latency = interleaved_latency({
-            "fp32_cascade": chains["fp32"].run_image, "int8_cascade": chains["int8"].run_image, "monolith_fp32": mono,
-            "fp32_split_invoke_only": lambda _: [f.interpreter.invoke() for f in split_files],
+            "fp32_cascade": chains["fp32"].run_image, "int8_cascade": chains["int8"].run_image,
+            "int8_per_channel_cascade": chains["int8_per_channel"].run_image, "monolith_fp32": mono,
+            "fp32_split_invoke_only": lambda _: [f.interpreter.invoke() for f in files["fp32"]],
+            "int8_split_invoke_only": lambda _: [f.interpreter.invoke() for f in files["int8"]],
             "monolith_invoke_only": lambda _: mono.interpreter.invoke()}, image, args.rounds, args.repeats)
-        sizes = {"fp32": total_bytes(fp32), "int8": total_bytes(int8), "monolith": monolith.stat().st_size}
+        sizes = {**{name: total_bytes(f) for name, f in exported.items()}, "monolith": monolith.stat().st_size}
+        kinds = {name: bytes_by_kind(f) for name, f in exported.items()}
+        tflrt = tflite_runtime_top1(work, exported, splits.test.images, splits.test.labels)
     largest = {name: list(p[0].values())[-1]["top1"] for name, p in parity.items()}
     cascade = {name: p[1]["top1"] for name, p in parity.items()}
     results = {
         "conversion_s": fp32_s, "int8_conversion_s": int8_s, "monolith_conversion_s": monolith_s,
         "int8_latency_ratio": latency["int8_cascade"] / latency["fp32_cascade"],
+        "int8_latency_ratio_invoke_only": latency["int8_split_invoke_only"] / latency["fp32_split_invoke_only"],
         "int8_top1_cost_pp": 100 * (largest["fp32"] - largest["int8"]),
         "int8_cascade_top1_cost_pp": 100 * (cascade["fp32"] - cascade["int8"]),
         "int8_size_ratio": sizes["int8"] / sizes["fp32"],
+        "int8_per_channel_latency_ratio": latency["int8_per_channel_cascade"] / latency["fp32_cascade"],
+        "int8_per_channel_top1_cost_pp": 100 * (largest["fp32"] - largest["int8_per_channel"]),
+        "int8_per_channel_size_ratio": sizes["int8_per_channel"] / sizes["fp32"],
         "split_ratio": latency["fp32_cascade"] / latency["monolith_fp32"],
         "split_ratio_invoke_only": latency["fp32_split_invoke_only"] / latency["monolith_invoke_only"],
     }
@@ -112,7 +153,8 @@ def run(args) -> dict:
                                  *sys.argv]),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "hardware": hardware(),
             "model": {**net.cfg.to_dict(), "test_images": len(splits.test), "checkpoint": str(args.checkpoint)},
-            "latency_ms": latency, "bytes": sizes, "top1_largest": largest, "top1_cascade": cascade,
+            "latency_ms": latency, "bytes": sizes, "bytes_by_kind": kinds,
+            "top1_largest": largest, "top1_cascade": cascade, "top1_largest_tflite_runtime": tflrt,
             "results": results, "targets": TARGETS,
             "parity": {name: p[0] for name, p in parity.items()}}
 
@@ -142,8 +184,18 @@ def markdown(report: dict) -> str:
     lat, size = report["latency_ms"], report["bytes"]
     lines += ["", "Median latency, 1 image: " + ", ".join(f"{k} {v:.3f} ms" for k, v in lat.items()) + ".",
               "Model bytes: " + ", ".join(f"{k} {v / 1024:.0f} KB" for k, v in size.items()) + ".",
+              *[f"{name} bytes by kind (trunk + subnets): " + ", ".join(f"{k} {v}" for k, v in kinds.items()) + "."
+                for name, kinds in report["bytes_by_kind"].items()],
               f"int8 conversion {r['int8_conversion_s']:.1f} s, monolith conversion {r['monolith_conversion_s']:.1f} s; "
-              f"cascade top-1 cost at the calibrated setting {r['int8_cascade_top1_cost_pp']:+.2f} pp.", ""]
+              f"cascade top-1 cost at the calibrated setting {r['int8_cascade_top1_cost_pp']:+.2f} pp.",
+              f"int8 (per-tensor weights, the default): invoke-only latency ratio "
+              f"{r['int8_latency_ratio_invoke_only']:.2f}. int8 with per-channel weights (`--quantize "
+              f"int8-per-channel`): size ratio {r['int8_per_channel_size_ratio']:.2f}, latency ratio "
+              f"{r['int8_per_channel_latency_ratio']:.2f}, top-1 cost {r['int8_per_channel_top1_cost_pp']:+.2f} pp.",
+              "Top-1 of the largest subnet: " + ", ".join(f"{k} {v:.2%}" for k, v in report["top1_largest"].items())
+              + "; under tflite-runtime 2.14: " + (", ".join(f"{k} {v:.2%}" for k, v in
+                                                      report["top1_largest_tflite_runtime"].items()) or "not set up")
+              + ".", ""]
     return "\n".join(lines)
 
 

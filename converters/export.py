@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from converters.flatbuffer import strip_tensor_names
+
 
 class ExportError(RuntimeError):
     """litert-torch could not lower one module; the message names it."""
@@ -80,7 +82,8 @@ def sample_inputs(net, k: int | None) -> tuple:
 
 
 def convert_module(module: nn.Module, args: tuple, path: Path, name: str, quant_config=None) -> Path:
-    """Lower one module (already in eval mode) to `path`; a converter failure becomes ExportError naming `name`."""
+    """Lower one module (already in eval mode) to `path` without its debug tensor names
+    (converters.flatbuffer); a converter failure becomes ExportError naming `name`."""
     import litert_torch  # heavy import, only when converting
 
     try:
@@ -89,7 +92,7 @@ def convert_module(module: nn.Module, args: tuple, path: Path, name: str, quant_
     except Exception as err:  # litert-torch raises many types; the user needs the module name
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ExportError(f"litert-torch cannot lower {name} ({type(module).__name__}): {first}") from err
-    return path
+    return strip_tensor_names(path)
 
 
 def export_fp32(net, out_dir: Path) -> ExportedFiles:

@@ -1,11 +1,21 @@
 """int8 post-training quantization through litert-torch's PT2E path, calibrated on real images.
 
-Static int8: per-channel symmetric weights, per-tensor activations observed with histograms
-on real training images. Each file (trunk, subnet_k) is calibrated on the inputs it meets on
-the board: images for the trunk, the float trunk tensor and cached features for subnet k. The
-image input stays float32, but litert-torch folds boundary quantize/dequantize ops into the
-signature, so the trunk tensor, f_k and logits can be int8 with a (scale, zero point): the
-runtime (de)quantizes them, as converters.tflite_chain.TFLiteFile does.
+Static int8: symmetric weights, per-tensor activations observed with histograms on real
+training images. Each file (trunk, subnet_k) is calibrated on the inputs it meets on the board:
+images for the trunk, the float trunk tensor and cached features for subnet k. The image input
+stays float32, but litert-torch folds boundary quantize/dequantize ops into the signature, so the
+trunk tensor, f_k and logits can be int8 with a (scale, zero point): the runtime (de)quantizes
+them, as converters.tflite_chain.TFLiteFile does.
+
+Why these choices (measured on the 32 px MobileNet, widths 0.25 x 4, `converters/flatbuffer.py`):
+- strict torch.export: litert-torch finds residual adds through `source_fn_stack`, which only
+  strict export records. Non-strict export left all 10 ADDs per subnet float, between 13
+  DEQUANTIZE and 9-10 QUANTIZE ops; strict export leaves none.
+- per-tensor weights by default: per-channel parameters cost 24 bytes per output channel (scale
+  float32 + zero point int64, for the weight and again for the int32 bias), and the 0.25-width
+  layers hold 9 (depthwise) to a few hundred weights per channel: 432 KB of parameters against
+  643 KB of int8 weights over the bundle, size ratio 0.45 vs 0.29 per-tensor, at equal top-1
+  (bench/results/convert_bundle.md). `per_channel=True` remains for models that lose more.
 Chosen over ai-edge-quantizer's static_wi8_ai8 recipe on the fp32 files: that one quantizes in
 seconds and ran no faster, but it wrote subnet_k (k >= 2) files whose signature output f_k pointed
 at a tensor it had replaced (f_k also feeds the concatenation), so the signature runner failed
@@ -45,15 +55,15 @@ def calibration_inputs(net, images: np.ndarray) -> dict:
     return inputs
 
 
-def quantize_module(module, samples: list, path: Path, name: str) -> Path:
+def quantize_module(module, samples: list, path: Path, name: str, per_channel: bool = False) -> Path:
     """PT2E: export, insert observers, run the calibration samples, convert, lower to int8 TFLite."""
     from litert_torch.quantize import pt2e_quantizer
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e import quantize_pt2e
 
     quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
-        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
-    graph = torch.export.export(module.eval(), samples[0]).module()
+        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=per_channel))
+    graph = torch.export.export(module.eval(), samples[0], strict=True).module()
     graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
     with torch.no_grad():
         for args in samples:
@@ -62,15 +72,16 @@ def quantize_module(module, samples: list, path: Path, name: str) -> Path:
     return convert_module(graph, samples[0], path, f"{name} (int8)", QuantConfig(pt2e_quantizer=quantizer))
 
 
-def export_int8(net, calib_images: np.ndarray, out_dir: Path) -> ExportedFiles:
+def export_int8(net, calib_images: np.ndarray, out_dir: Path, per_channel: bool = False) -> ExportedFiles:
     """trunk_int8.tflite and subnet_k_int8.tflite in `out_dir`, calibrated on `calib_images` (N, H, W, 3)."""
     net = net.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     samples = calibration_inputs(net, calib_images)
-    trunk = quantize_module(TrunkExport(net), samples["trunk"], out_dir / int8_name("trunk.tflite"), "trunk")
+    trunk = quantize_module(TrunkExport(net), samples["trunk"], out_dir / int8_name("trunk.tflite"), "trunk",
+                             per_channel)
     subnets = [
         quantize_module(SubnetExport(net, k), samples[f"subnet_{k}"],
-                        out_dir / int8_name(f"subnet_{k}.tflite"), f"subnet_{k}")
+                        out_dir / int8_name(f"subnet_{k}.tflite"), f"subnet_{k}", per_channel)
         for k in range(1, net.num_subnets + 1)
     ]
     return ExportedFiles(trunk, subnets)

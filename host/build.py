@@ -1,6 +1,6 @@
 """The host's one command: train (or reuse a checkpoint) -> calibrate -> convert -> verify -> bundle.
 
-    python host/build.py --arch mobilenet --data ../shared/datasets/cifar10-jpg.tar.gz [--quantize int8]
+    python host/build.py --arch mobilenet --data ../shared/datasets/cifar10-jpg.tar.gz [--quantize int8|int8-per-channel]
 
 writes dist/<arch>-<dataset>/ and dist/<arch>-<dataset>.tar.gz, then prints one row per
 subnet: MACs, params, top-1, fp32 (and int8) latency on this host, file size. The training
@@ -50,7 +50,9 @@ def parse_args(argv=None):
     parser = add_training_args(OneLineParser(description=__doc__.splitlines()[0]))
     g = parser.add_argument_group("build")
     g.add_argument("--checkpoint", type=Path, help="reuse this checkpoint folder instead of training")
-    g.add_argument("--quantize", choices=["int8"], help="also ship post-training int8 files")
+    g.add_argument("--quantize", choices=["int8", "int8-per-channel"],
+                   help="also ship post-training int8 files: per-tensor weights (smaller), or per-channel "
+                        "for a model whose int8 top-1 falls too far with per-tensor")
     g.add_argument("--dist", type=Path, default=Path("dist"), help="bundle output root (default dist/)")
     g.add_argument("--force", action="store_true", help="replace an existing bundle")
     g.add_argument("--threads", type=int, default=1, help="interpreter threads for the latency figures")
@@ -108,9 +110,9 @@ def convert_and_verify(trained: Trained, quantize: str | None, work: Path, threa
                        f"raise --limit-test")
     started = stage(3, "convert: litert-torch export" + (" + int8 PTQ" if quantize else ""))
     exported = {"fp32": export_fp32(net, work)}
-    if quantize == "int8":
+    if quantize:
         calib = trained.splits.train.images[:INT8_CALIB_IMAGES]
-        exported["int8"] = export_int8(net, calib, work)
+        exported["int8"] = export_int8(net, calib, work, per_channel=quantize == "int8-per-channel")
     print(f"      converted in {time.time() - started:.0f}s", file=sys.stderr)
 
     stage(4, f"verify: parity with PyTorch on {len(test)} test images, latency on this host")

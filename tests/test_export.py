@@ -11,10 +11,12 @@ import pytest
 import torch
 
 from converters.export import ExportError, TrunkExport, convert_module, trunk_shape
+from converters.flatbuffer import anatomy
 from converters.parity import ParityError, check_fp32, check_int8, measure
 from converters.quantize import calibration_inputs, int8_name, quantize_module
 from converters.tflite_chain import Chain, TFLiteFile
 from host import checkpoint
+from host.network import InvertedResidual
 from tests.torch_threads import one_thread  # noqa: F401  (autouse fixture)
 
 
@@ -41,6 +43,17 @@ def test_files_have_the_manifest_signatures_and_nhwc_layout(tiny_bundle):
         assert list(outputs) == ["output_0", "output_1"]
         assert outputs["output_0"]["shape"][1] == sub["feature_dim"]
         assert outputs["output_1"]["shape"][1] == len(m["labels"])
+
+
+def test_files_keep_only_their_input_and_output_tensor_names(tiny_bundle):
+    """Debug names are stripped; the boundary names stay for runtimes that find tensors by name."""
+    for path in sorted((tiny_bundle / "model").glob("*.tflite")):
+        interpreter = TFLiteFile(path).interpreter
+        boundary = interpreter.get_input_details() + interpreter.get_output_details()
+        assert all(d["name"].startswith("serving_default_") for d in boundary), path.name
+        named = [d["name"] for d in interpreter.get_tensor_details() if d["name"]]
+        assert sorted(named) == sorted(d["name"] for d in boundary), path.name
+        assert anatomy(path)["names"] < 200, path.name
 
 
 def test_build_recorded_fp32_parity_within_thresholds(tiny_bundle):
@@ -119,3 +132,32 @@ def test_int8_trunk_tracks_pytorch_through_int8_boundaries(tiny_bundle, tmp_path
     steps = np.abs(got - expected) / scale
     assert steps.mean() <= 0.5
     assert steps.max() <= 6.0
+
+
+class ResidualStep(torch.nn.Module):
+    """One MobileNetV2 residual block between NHWC boundaries, like a subnet's body."""
+
+    def __init__(self):
+        super().__init__()
+        self.block = InvertedResidual(8, 8, 1, 6)
+
+    def forward(self, x):
+        return self.block(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+@pytest.mark.parametrize("per_channel, scales", [(False, {1}), (True, {48, 8})])
+def test_int8_residual_block_has_no_float_island(tmp_path, per_channel, scales):
+    """The residual ADD is int8 too (no DEQUANTIZE/QUANTIZE inside), weights per-tensor unless asked."""
+    torch.manual_seed(0)
+    module = ResidualStep().eval()
+    samples = [(torch.randn(1, 8, 8, 8),) for _ in range(16)]
+    path = quantize_module(module, samples, tmp_path / "block_int8.tflite", "block", per_channel=per_channel)
+    parts = anatomy(path)
+    assert parts["ops"].get("ADD") == 1
+    assert "DEQUANTIZE" not in parts["ops"] and "QUANTIZE" not in parts["ops"], parts["ops"]
+    assert parts["float32"] == 0
+    assert set(parts["weight_scales"]) == scales
+    with torch.no_grad():
+        expected = module(samples[0][0]).numpy()
+    got = TFLiteFile(path)(samples[0][0].numpy())[0]
+    assert np.abs(got - expected).max() <= 0.1 * np.abs(expected).max()

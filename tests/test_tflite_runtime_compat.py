@@ -3,13 +3,17 @@
 The check runs converters/tflite_chain.py as a script in .venv-tflrt: it imports only numpy
 and tflite_runtime, like the runtime on a 32-bit Raspberry Pi OS board.
 """
+import json
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from converters.quantize import export_int8
 from converters.tflite_chain import chain_from_manifest
+from host import checkpoint
+from tests.torch_threads import one_thread  # noqa: F401  (autouse fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 TFLRT_PYTHON = REPO / ".venv-tflrt" / "bin" / "python"
@@ -37,3 +41,19 @@ def test_tflite_runtime_gives_the_same_top1(tiny_bundle, tmp_path):
     assert theirs.shape == ours.shape
     assert (theirs.argmax(-1) == ours.argmax(-1)).all()
     assert np.abs(theirs - ours).max() < 1e-4
+
+
+def test_tflite_runtime_runs_int8_files_alike(tiny_bundle, tmp_path):
+    """int8 files (all-int8 graphs, names stripped) load in tflite-runtime 2.14 and give ai-edge-litert's top-1.
+
+    The two runtimes' int8 kernels may round differently, so logits may differ by a few steps."""
+    net, _ = checkpoint.load(tiny_bundle.parents[1] / "checkpoint")
+    with np.load(tiny_bundle / "model" / "eval.npz", allow_pickle=False) as data:
+        images = data["images"][:200]
+    files = export_int8(net, images[:32], tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"precisions": {"int8": {
+        "trunk": files.trunk.name, "subnets": [p.name for p in files.subnets]}}}))
+    theirs = tflite_runtime_logits(tmp_path, images, tmp_path, "int8")
+    _, ours = chain_from_manifest(tmp_path, "int8", "ai_edge_litert").run(images)
+    assert theirs.shape == ours.shape
+    assert (theirs.argmax(-1) == ours.argmax(-1)).mean() >= 0.97

@@ -22,7 +22,7 @@ import itertools
 
 import numpy as np
 
-from device.entropy import control_row, entropy_quantiles, softmax_entropy, thresholds_for_levels
+from device.entropy import control_row, entropy_quantiles, exit_subnets, softmax_entropy, thresholds_for_levels
 from host.evaluate import collect_logits
 
 CURVE_POINTS = 51
@@ -40,21 +40,14 @@ def level_grid(early_subnets: int) -> np.ndarray:
 def simulate(entropies, correct, macs, quantiles, level_sets: np.ndarray) -> tuple:
     """The cascade for each row of per-subnet exit levels: (accuracy, mean MACs, exit fractions) arrays."""
     K, N = correct.shape
-    exits = np.stack([exit_masks(entropies, quantiles, levels) for levels in level_sets])  # (C, K, N)
-    exit_at = exits.argmax(axis=1)  # (C, N): first subnet whose entropy is under its threshold
+    exit_at = np.stack([exit_subnets(entropies, thresholds_for_levels(quantiles, levels))
+                        for levels in level_sets])  # (C, N): the subnet that answers each image
     accuracy = correct[exit_at, np.arange(N)].mean(axis=1)
     fractions = np.stack([(exit_at == k).mean(axis=1) for k in range(K)], axis=1)
     return accuracy, fractions @ macs, fractions
 
 
-def exit_masks(entropies, quantiles, levels) -> np.ndarray:
-    """(K, N) bool: whether each subnet would answer each image; the last always does."""
-    masks = entropies <= thresholds_for_levels(quantiles, levels)[:, None]
-    masks[-1] = True
-    return masks
-
-
-def pareto_front(level_sets, accuracy, mean_macs) -> np.ndarray:
+def pareto_front(accuracy, mean_macs) -> np.ndarray:
     """Indices of the settings no cheaper setting matches in accuracy, cheapest first."""
     order = np.lexsort((-accuracy, mean_macs))
     front, best = [], -np.inf
@@ -74,7 +67,7 @@ def frontier_curve(entropies, correct, macs, quantiles, points: int = CURVE_POIN
     results = [simulate(entropies, correct, macs, quantiles, level_sets[i:i + COMBINATION_CHUNK])
                for i in range(0, len(level_sets), COMBINATION_CHUNK)]
     accuracy, mean_macs, fractions = (np.concatenate(parts) for parts in zip(*results))
-    front = pareto_front(level_sets, accuracy, mean_macs)
+    front = pareto_front(accuracy, mean_macs)
     costs = mean_macs[front]
     curve = []
     for i, target in enumerate(np.linspace(costs[-1], costs[0], points)):

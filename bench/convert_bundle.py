@@ -31,6 +31,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from bench.results_files import write_results  # noqa: E402
 from converters.export import export_fp32, export_monolith  # noqa: E402
 from converters.flatbuffer import KINDS, anatomy  # noqa: E402
 from converters.parity import measure, torch_reference  # noqa: E402
@@ -211,10 +212,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args()
     report = run(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "convert_bundle.json").write_text(json.dumps(report, indent=1))
-    (args.out / "convert_bundle.md").write_text(markdown(report))
-    print(markdown(report))
+    write_results(args.out, "convert_bundle", report, markdown(report))
 
 
 if __name__ == "__main__":

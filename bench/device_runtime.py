@@ -52,6 +52,7 @@ import cv2
 import numpy as np
 import psutil
 
+from bench.results_files import write_results
 from device.boards import resolve_profile
 from device.bundle import load_bundle
 from device.cascade import Cascade
@@ -514,11 +515,7 @@ def main(argv=None):
               "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "run_seconds": args.run_seconds,
               "fixed_accuracy_all_eval": [float(x) for x in table.mean(axis=0)],
               "cache": cache, "overhead": overhead, "load": load, "memory": memory, "first_result": first}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "device_runtime.json").write_text(json.dumps(result, indent=1))
-    md = report_md(result, command)
-    (args.out / "device_runtime.md").write_text(md)
-    print(md)
+    write_results(args.out, "device_runtime", result, report_md(result, command))
     return 0
 
 

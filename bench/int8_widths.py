@@ -14,7 +14,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -23,6 +22,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.convert_bundle import hardware  # noqa: E402
+from bench.results_files import write_results  # noqa: E402
 from converters.export import SubnetExport, TrunkExport, convert_module, sample_inputs  # noqa: E402
 from converters.flatbuffer import anatomy  # noqa: E402
 from converters.quantize import calibration_inputs, quantize_module  # noqa: E402
@@ -111,10 +111,7 @@ def main() -> None:
               "threads": args.threads, "img_size": args.img_size,
               "widths": [measure_width(float(w), args.img_size, args.threads, args.rounds, args.repeats)
                          for w in args.widths.split(",")]}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "int8_widths.json").write_text(json.dumps(report, indent=1))
-    (args.out / "int8_widths.md").write_text(markdown(report))
-    print(markdown(report))
+    write_results(args.out, "int8_widths", report, markdown(report))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def prometheus_text(telemetry) -> str:
     metric("exits_total", "counter", "Frames answered by each subnet.",
            [(f'{{subnet="{k}"}}', n) for k, n in enumerate(telemetry.exits, start=1)])
     metric("budget_seconds", "gauge", "Latency budget per frame.", [("", telemetry.budget_s)])
-    metric("router_control", "gauge", "Router exit quantile q (higher: more early exits).",
+    metric("router_control", "gauge", "Router control q on the calibrated curve (higher: more early exits).",
            [("", last.get("router_control"))])
     metric("drops_total", "counter", "Camera frames replaced by a newer one before use.",
            [("", last.get("drops", 0))])

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from device.cache import FeatureCache
+from device.entropy import softmax_summary
 from device.runtime import interpreter_factory as default_factory
 
 
@@ -61,21 +62,6 @@ class CostModel:
         """Nominal costs from warm-up samples (one list of seconds per stage); slowdown back to 1."""
         self.nominal = [float(np.median(s)) for s in samples]
         self.slowdown, self.deviation = 1.0, 0.0
-
-
-def softmax_summary(logits: list) -> tuple[float, float, int]:
-    """(entropy in nats, top-1 probability, top-1 index) of softmax(logits), logits a list of floats.
-
-    The formula of device.entropy.softmax_entropy in float64 on plain floats: for a handful of
-    classes, each numpy call costs more than the whole sum, and this runs once or more per frame.
-    """
-    top = max(logits)
-    total = weighted = 0.0
-    for x in logits:
-        e = math.exp(x - top)
-        total += e
-        weighted += e * (x - top)
-    return math.log(total) - weighted / total, 1.0 / total, logits.index(top)
 
 
 class _Port:
@@ -299,10 +285,6 @@ class Cascade:
     def _decision(self, k: int) -> tuple[float, float, int]:
         """(entropy, top-1 probability, label) of subnet k's cached logits."""
         return softmax_summary(self._wiring[k - 1].logits[0].tolist())
-
-    def predicted_cost(self, k: int) -> float:
-        """Cautious estimate (seconds) of subnet k's next run (see CostModel)."""
-        return self.costs.predict(k)
 
     def infer(self, image: np.ndarray, thresholds, deadline_s: float | None = None) -> Result:
         """The cascade on one image: exit at the first subnet with entropy <= its threshold.

@@ -11,8 +11,10 @@ import numpy as np
 class FeatureCache:
     """Trunk tensor + concatenated features [f_1..f_K] + per-subnet logits, all float32."""
 
-    def __init__(self, trunk_shape, feature_dims, num_classes: int):
-        self.trunk = np.zeros(trunk_shape, dtype=np.float32)
+    def __init__(self, trunk_shape, feature_dims, num_classes: int, trunk: np.ndarray | None = None):
+        """`trunk`: an existing float32 buffer to use as the trunk tensor (the trunk interpreter's
+        own output, so that no copy is needed); by default one is allocated."""
+        self.trunk = np.zeros(trunk_shape, dtype=np.float32) if trunk is None else trunk
         self.offsets = np.concatenate([[0], np.cumsum(feature_dims)]).astype(int)  # offsets[k] = width of [f_1..f_k]
         self.features = np.zeros((1, int(self.offsets[-1])), dtype=np.float32)
         self.logits = np.zeros((len(feature_dims), 1, num_classes), dtype=np.float32)

@@ -10,6 +10,7 @@ Every interpreter is wrapped in a Stage that resolves its signature tensors by n
 (args_0/args_1 in, output_0/output_1 out), counts invokes and keeps a running estimate
 of its cost. device/profile.py reuses run_trunk/run_subnet to time stages one by one.
 """
+import ctypes
 import math
 import os
 import time
@@ -64,11 +65,27 @@ class CostModel:
         self.slowdown, self.deviation = 1.0, 0.0
 
 
+def _bind(interpreter, index: int) -> np.ndarray:
+    """A lasting numpy array over one tensor's buffer in the interpreter's arena.
+
+    interpreter.tensor() hands out views that must be dropped before each invoke, and
+    set_tensor()/get_tensor() copy through a wrapper: per frame and per subnet, that wrapper
+    work was most of the runtime's own cost. The arena is placed by allocate_tensors() and does
+    not move while shapes stay fixed, so the array made here from the buffer's address stays
+    valid; Stage.invoke checks that after the first invoke. The array keeps the interpreter
+    alive, and it does not count as a view for the wrapper's "reference to internal data" check.
+    """
+    view = interpreter.tensor(index)()
+    memory = (ctypes.c_byte * view.nbytes).from_address(view.ctypes.data)
+    memory.owner = interpreter
+    return np.frombuffer(memory, dtype=view.dtype).reshape(view.shape)
+
+
 class _Port:
-    """One input or output tensor; converts float32 buffers to and from quantized tensors in place."""
+    """One input or output tensor, bound once (see _bind); converts float32 buffers to and from
+    quantized tensors in place."""
 
     def __init__(self, interpreter, detail: dict):
-        self.interpreter = interpreter
         self.index = detail["index"]
         self.shape = tuple(int(d) for d in detail["shape"])
         self.dtype = np.dtype(detail["dtype"])
@@ -77,32 +94,32 @@ class _Port:
         if self.dtype != np.float32 and not self.quantized:
             raise TypeError(f"tensor {detail.get('name')} is {self.dtype} without quantization parameters")
         self.scale, self.zero_point = float(scale), float(zero_point)
-        self._view = interpreter.tensor(self.index)  # a function giving a fresh view: safe to keep
+        self.array = _bind(interpreter, self.index)
+        if self.array.shape != self.shape or self.array.dtype != self.dtype:
+            raise TypeError(f"tensor {detail.get('name')} holds {self.array.dtype}{list(self.array.shape)}, "
+                            f"its details say {self.dtype}{list(self.shape)}")
         if self.quantized:
             self._float = np.zeros(self.shape, dtype=np.float32)
-            self._raw = np.zeros(self.shape, dtype=self.dtype)
             info = np.iinfo(self.dtype)
             self._lo, self._hi = float(info.min), float(info.max)
 
     def write(self, array: np.ndarray) -> None:
         if not self.quantized:
-            self.interpreter.set_tensor(self.index, array)
+            np.copyto(self.array, array)
             return
         np.divide(array, self.scale, out=self._float)
         np.add(self._float, self.zero_point, out=self._float)
         np.rint(self._float, out=self._float)
         np.clip(self._float, self._lo, self._hi, out=self._float)
-        np.copyto(self._raw, self._float, casting="unsafe")
-        self.interpreter.set_tensor(self.index, self._raw)
+        np.copyto(self.array, self._float, casting="unsafe")
 
     def read(self, out: np.ndarray) -> None:
-        """Copy the tensor into `out` (its shape). The view into the interpreter lives only
-        inside this call: an invoke refuses to run while one is held."""
+        """Copy the tensor into `out` (its shape), as float32."""
         if self.quantized:
-            np.subtract(self._view(), self.zero_point, out=out, casting="unsafe")
+            np.subtract(self.array, self.zero_point, out=out, casting="unsafe")
             np.multiply(out, self.scale, out=out)
         else:
-            out[...] = self._view()
+            np.copyto(out, self.array)
 
 
 class _Wiring(NamedTuple):
@@ -164,8 +181,22 @@ class Stage:
         """Run the interpreter once; returns the seconds it took."""
         start = self.clock()
         self.interpreter.invoke()
+        seconds = self.clock() - start
         self.invokes += 1
-        return self.clock() - start
+        if self.invokes == 1:
+            self._check_bindings()
+        return seconds
+
+    def _check_bindings(self) -> None:
+        """The bound ports must still point into the arena after an invoke (a model with dynamic
+        shapes would reallocate its tensors there); refuse the file rather than read stale memory."""
+        for name, port in {**self.inputs, **self.outputs}.items():
+            view = self.interpreter.tensor(port.index)()
+            moved = view.ctypes.data != port.array.ctypes.data
+            del view
+            if moved:
+                raise CascadeError(f"{self.path}: tensor '{name}' moved during invoke (dynamic shapes?); "
+                                   f"re-export the bundle with fixed shapes")
 
 
 class Result(NamedTuple):
@@ -199,6 +230,8 @@ class Cascade:
         self.input_shape = self._input.shape
         self.costs = CostModel(1 + len(self.subnets))  # stage 0 is the trunk, k is subnet k
         self.cache = self._build_cache(len(bundle.labels))
+        # A float32 trunk writes its tensor straight into the cache; a quantized one is read into it.
+        self._read_trunk = self._trunk_out.quantized
         self._wiring = self._wire_subnets()
 
     @property
@@ -223,7 +256,8 @@ class Cascade:
                 raise CascadeError(f"{stage.path}: outputs (f_k {f_shape}, logits {logit_shape}) do not "
                                    f"fit (1, D) and (1, {num_classes})")
             dims.append(f_shape[1])
-        return FeatureCache(self._trunk_out.shape, dims, num_classes)
+        trunk = None if self._trunk_out.quantized else self._trunk_out.array
+        return FeatureCache(self._trunk_out.shape, dims, num_classes, trunk=trunk)
 
     def _wire_subnets(self) -> list:
         """Check each subnet's inputs against the cache; keep its ports and cache views at hand."""
@@ -250,7 +284,8 @@ class Cascade:
         self._input.write(image)
         seconds = self.trunk.invoke()
         self.costs.observe(0, seconds)
-        self._trunk_out.read(self.cache.trunk)
+        if self._read_trunk:
+            self._trunk_out.read(self.cache.trunk)
         return seconds
 
     def run_subnet(self, k: int) -> tuple[np.ndarray, float, float]:

@@ -83,6 +83,26 @@ def test_mismatched_subnet_file_is_named():
         Cascade(bundle, threads=1, interpreter_factory=factory)
 
 
+def test_a_tensor_that_moves_during_invoke_is_refused():
+    """Ports are bound to tensor addresses once; a model whose tensors move (dynamic shapes)
+    must be refused after its first invoke, not read from stale memory."""
+    factory = fake_factory()
+    cascade = Cascade(fake_bundle(), threads=1, interpreter_factory=factory)
+    trunk = factory.made["trunk"]
+    out = cascade.trunk.port("output", "output_0").index
+    trunk._tensors[out] = trunk._tensors[out].copy()  # the arena placed the output elsewhere
+    with pytest.raises(CascadeError, match="trunk: tensor 'output_0' moved during invoke"):
+        cascade.run_trunk(image())
+
+
+def test_float_trunk_writes_straight_into_the_cache():
+    cascade = Cascade(fake_bundle(), threads=1, interpreter_factory=fake_factory())
+    x = image(5)
+    cascade.run_trunk(x)
+    np.testing.assert_array_equal(cascade.cache.trunk, np.full(cascade.cache.trunk.shape, x.mean() / 255.0, np.float32))
+    assert np.shares_memory(cascade.cache.trunk, cascade.trunk.port("output", "output_0").array)
+
+
 def test_real_bundle_escalation_matches_fresh_frames(tiny_bundle):
     """On real TFLite files: escalating through the cache gives each subnet's logits as a fresh run."""
     from device.bundle import load_bundle

@@ -49,12 +49,15 @@ def add_training_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                    help="ImageFolder dir (train/<class>/*, test/<class>/*) or a .tar.gz of one; "
                         "default: download CIFAR-10")
     g.add_argument("--preset", default="quick", choices=sorted(PRESETS), help="training recipe (default quick)")
-    g.add_argument("--epochs", type=int, help="training epochs (preset)")
+    g.add_argument("--epochs", type=float, help="training epochs; a fraction ends part-way through the last (preset)")
     g.add_argument("--batch-size", type=int, help="batch size (preset)")
     g.add_argument("--lr", type=float, help="peak learning rate (preset)")
     g.add_argument("--label-smoothing", type=float, help="label smoothing of the label losses, 0..1 (preset)")
     g.add_argument("--crop-pad", type=int, help="pad-and-crop augmentation in pixels, 0 for flips only (preset)")
     g.add_argument("--img-size", type=int, default=32, help="input side in pixels (default 32)")
+    g.add_argument("--low-res-size", type=int,
+                   help="progressive resizing: train the first --low-res-epochs at this side in pixels, 0 for off (preset)")
+    g.add_argument("--low-res-epochs", type=float, help="epochs of the low-resolution phase (preset)")
     g.add_argument("--subnets", type=int, default=4, help="number of subnets K (default 4)")
     g.add_argument("--widths", default=None,
                    help="comma list of K width fractions summing to at most 1 (default 1/K each)")
@@ -107,10 +110,17 @@ def resolve_settings(args) -> Settings:
         value = getattr(args, name)
         return preset[name] if value is None else value
 
-    for name in ("epochs", "batch_size", "img_size", "limit_train", "limit_test", "calib_size"):
+    for name in ("batch_size", "img_size", "limit_train", "limit_test", "calib_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CliError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    epochs, low_res_size, low_res_epochs = pick("epochs"), pick("low_res_size"), pick("low_res_epochs")
+    if epochs <= 0:
+        raise CliError(f"--epochs must be more than 0, got {epochs}")
+    if low_res_size and not 8 <= low_res_size < args.img_size:
+        raise CliError(f"--low-res-size {low_res_size} must be 0 (off) or from 8 to below --img-size {args.img_size}")
+    if not 0 <= low_res_epochs <= epochs:
+        raise CliError(f"--low-res-epochs {low_res_epochs} must be from 0 to --epochs {epochs}")
     if args.crop_pad is not None and args.crop_pad < 0:
         raise CliError(f"--crop-pad must be 0 or more, got {args.crop_pad}")
     if args.label_smoothing is not None and not 0 <= args.label_smoothing < 1:
@@ -119,8 +129,9 @@ def resolve_settings(args) -> Settings:
         net = NetConfig(arch=args.arch, img_size=args.img_size, widths=parse_widths(args.widths, args.subnets))
     except ValueError as exc:  # NetConfig's own checks (e.g. --img-size too small)
         raise CliError(str(exc)) from None
-    cfg = TrainConfig(epochs=pick("epochs"), batch_size=pick("batch_size"), lr=pick("lr"),
+    cfg = TrainConfig(epochs=epochs, batch_size=pick("batch_size"), lr=pick("lr"),
                       warmup_epochs=preset["warmup_epochs"], crop_pad=pick("crop_pad"),
+                      low_res_size=low_res_size, low_res_epochs=low_res_epochs,
                       label_smoothing=pick("label_smoothing"), distill=args.distill,
                       frozen_update=args.frozen_update, seed=args.seed, device=args.device)
     return Settings(net, cfg, pick("limit_train"), args.limit_test, pick("calib_size"))

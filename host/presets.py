@@ -10,7 +10,9 @@ full   the real recipe, meant for a GPU: 200 epochs of SGD, batch 128, lr 0.1 wi
 """
 PRESETS = {
     "quick": {"epochs": 1, "batch_size": 32, "lr": 0.05, "warmup_epochs": 0.1, "limit_train": None,
-              "calib_size": 2000, "crop_pad": 0, "label_smoothing": 0.0},
+              "calib_size": 2000, "crop_pad": 0, "label_smoothing": 0.0,
+              "low_res_size": 0, "low_res_epochs": 0.0},
     "full": {"epochs": 200, "batch_size": 128, "lr": 0.1, "warmup_epochs": 1.0, "limit_train": None,
-             "calib_size": 5000, "crop_pad": 4, "label_smoothing": 0.0},
+             "calib_size": 5000, "crop_pad": 4, "label_smoothing": 0.0,
+             "low_res_size": 0, "low_res_epochs": 0.0},
 }

@@ -29,7 +29,7 @@ from host import checkpoint  # noqa: E402
 
 @dataclass
 class TrainConfig:
-    epochs: int = 1
+    epochs: float = 1.0  # a fraction trains the last epoch on its first part only
     batch_size: int = 128
     lr: float = 0.1
     momentum: float = 0.9
@@ -37,6 +37,10 @@ class TrainConfig:
     warmup_epochs: float = 0.0  # linear warm-up length, then cosine decay to zero
     label_smoothing: float = 0.0
     crop_pad: int = 4  # pad-and-crop shift in pixels; 0 leaves flips only
+    # Progressive resizing: the first low_res_epochs train on images downscaled to low_res_size
+    # pixels (0: off), about twice as many images a second at 16 px on a 2-core CPU.
+    low_res_size: int = 0
+    low_res_epochs: float = 0.0
     grad_clip: float | None = 5.0  # max global gradient norm: K losses summed on a shared head spike early
     distill: bool = True
     distill_temperature: float = 1.0
@@ -80,6 +84,12 @@ def augment(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> t
 def to_input(images_nhwc: torch.Tensor, device: torch.device) -> torch.Tensor:
     """uint8 NHWC RGB -> float NCHW on 0..255 (stored channels-last), as the network expects."""
     x = images_nhwc.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def downscale(x: torch.Tensor, size: int) -> torch.Tensor:
+    """A batch resized to size x size with antialiasing, for the low-resolution phase."""
+    x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return x.contiguous(memory_format=torch.channels_last)
 
 
@@ -147,27 +157,32 @@ def train(net, splits, cfg: TrainConfig, checkpoint_dir=None, resume: bool = Fal
     images = torch.from_numpy(splits.train.images)
     labels = torch.from_numpy(splits.train.labels)
     steps_per_epoch = max(1, len(labels) // cfg.batch_size)  # drop the last partial batch (BatchNorm)
-    total_steps = cfg.epochs * steps_per_epoch
+    total_steps = max(1, round(cfg.epochs * steps_per_epoch))
     warmup_steps = int(cfg.warmup_epochs * steps_per_epoch)
+    low_res_steps = round(cfg.low_res_epochs * steps_per_epoch) if cfg.low_res_size else 0
+    epochs = math.ceil(total_steps / steps_per_epoch)
     history, start_epoch = [], 0
     if resume and checkpoint_dir is not None and checkpoint.exists(checkpoint_dir):
         state = checkpoint.load_training_state(checkpoint_dir, net, optimizer)
         history, start_epoch = state.get("history", []), state["epoch"]
     K = net.num_subnets
     with channels_last(net):
-        for epoch in range(start_epoch, cfg.epochs):
+        for epoch in range(start_epoch, epochs):
             net.train()
             generator = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)  # a resumed epoch replays exactly
             order = torch.randperm(len(labels), generator=generator)
             sums = np.zeros((2, K))
             seen, started = 0, time.time()
-            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", leave=False)
+            steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
+            bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{epochs}", unit="step", leave=False)
             for i in bar:
                 step = epoch * steps_per_epoch + i
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step, total_steps, warmup_steps, cfg.lr)
                 index = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
                 x = to_input(augment(images[index], generator, cfg.crop_pad), device)
+                if step < low_res_steps:
+                    x = downscale(x, cfg.low_res_size)
                 y = labels[index].to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                     logits = net(x, frozen_update=cfg.frozen_update, trunk_owner=cfg.trunk_owner)
@@ -183,13 +198,13 @@ def train(net, splits, cfg: TrainConfig, checkpoint_dir=None, resume: bool = Fal
                     sums[0] += [loss.item() * len(y) for loss in losses]
                     sums[1] += [(out.argmax(1) == y).sum().item() for out in logits]
                 seen += len(y)
-                if i % 10 == 0 or i == steps_per_epoch - 1:
+                if i % 10 == 0 or i == steps - 1:
                     bar.set_postfix_str(progress_text(sums / seen))
             bar.close()
             record = {"epoch": epoch + 1, "loss": (sums[0] / seen).tolist(), "accuracy": (sums[1] / seen).tolist(),
                       "seconds": time.time() - started}
             history.append(record)
-            print(f"epoch {epoch + 1}/{cfg.epochs} {progress_text(sums / seen)} ({record['seconds']:.0f}s)",
+            print(f"epoch {epoch + 1}/{epochs} {progress_text(sums / seen)} ({record['seconds']:.0f}s)",
                   file=sys.stderr)
             if checkpoint_dir is not None:
                 checkpoint.save(checkpoint_dir, net, {**(meta or {}), "train": cfg.to_dict()},

@@ -60,6 +60,15 @@ def test_negative_crop_pad_refused(tmp_path):
     assert_one_line_error(run_cli("--crop-pad", "-1", tmp_path=tmp_path), "--crop-pad", "-1")
 
 
+@pytest.mark.parametrize("flags, needle", [
+    (("--low-res-size", "32"), "below --img-size 32"),
+    (("--epochs", "0"), "--epochs must be more than 0"),
+    (("--low-res-size", "16", "--low-res-epochs", "3"), "--low-res-epochs 3.0 must be from 0 to --epochs 1"),
+])
+def test_bad_low_res_schedule_refused(tmp_path, flags, needle):
+    assert_one_line_error(run_cli(*flags, tmp_path=tmp_path), needle)
+
+
 def test_resume_of_another_arch_refused(tmp_path):
     out = tmp_path / "run"
     torch.manual_seed(0)

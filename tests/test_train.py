@@ -71,3 +71,15 @@ def test_tiny_real_run_lowers_loss_and_resumes(cifar_tar, tmp_path):
         torch.testing.assert_close(loaded.eval()(x), resumed_net.eval()(x))
     with pytest.raises(CheckpointError, match="resnet"):
         checkpoint.load(tmp_path, expected_arch="mobilenet")
+
+
+def test_low_res_phase_then_full_size_and_a_fractional_last_epoch(cifar_tar):
+    """epochs 1.4 with low_res_epochs 1: one epoch at the low size, then 0.4 of one at full size."""
+    splits = load_cifar_like(cifar_tar, img_size=32, limit_train=160, calib_size=32, seed=0, limit_test=32)
+    net = DynamicNet(NetConfig(arch="resnet", widths=[0.125, 0.125]))
+    sides = []
+    net.trunk.register_forward_pre_hook(lambda module, args: sides.append(args[0].shape[-1]))
+    cfg = TrainConfig(epochs=1.4, batch_size=32, lr=0.05, device="cpu", low_res_size=16, low_res_epochs=1.0)
+    history = train(net, splits, cfg)
+    assert sides == [16] * 5 + [32] * 2  # 160 images / 32 = 5 steps per epoch; 1.4 epochs = 7 steps
+    assert [h["epoch"] for h in history] == [1, 2]

@@ -60,8 +60,12 @@ class CostModel:
         return self.nominal[stage] * (self.slowdown + self.spread * self.deviation)
 
     def calibrate(self, samples: list) -> None:
-        """Nominal costs from warm-up samples (one list of seconds per stage); slowdown back to 1."""
-        self.nominal = [float(np.median(s)) for s in samples]
+        """Nominal costs from warm-up samples (one list of seconds per stage); slowdown back to 1.
+
+        The fastest sample, not the median: contention only ever slows a stage, so a load spike
+        during warm-up must outlast every round to bias it. A biased nominal cost would last, as
+        the deadline guard never lets a stage run whose predicted cost stays past the deadline."""
+        self.nominal = [float(min(s)) for s in samples]
         self.slowdown, self.deviation = 1.0, 0.0
 
 
@@ -347,8 +351,8 @@ class Cascade:
         entropy, score, label = decision or self._decision(exit_k)  # the log wants the answer's entropy
         return Result(label, score, entropy, exit_k, tuple(latencies), cut)
 
-    def warm_up(self, rounds: int = 5) -> None:
-        """Run every stage a few times on a blank image and take the nominal costs from all but
+    def warm_up(self, rounds: int = 20) -> None:
+        """Run every stage `rounds` times on a blank image and take the nominal costs from all but
         the first round (first invokes are slow); the deadline guard needs them from frame one."""
         blank = np.zeros(self.input_shape, dtype=np.float32)
         samples = [[] for _ in self.stages]

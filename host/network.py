@@ -152,6 +152,17 @@ class DynamicNet(nn.Module):
         self.feature_dims = list(dims)
         self.feature_offsets = [sum(dims[:k]) for k in range(len(dims) + 1)]  # offsets[k] = width of [f_1..f_k]
         self.head = nn.Linear(self.feature_offsets[-1], cfg.num_classes)
+        self._zero_init_residual_branches()
+
+    def _zero_init_residual_branches(self) -> None:
+        """Start every residual block as the identity (its last BatchNorm's scale at zero): the
+        network trains as a shallower one first, which speeds up short CPU runs
+        (bench/results/quick_preset_probes.md)."""
+        for block in self.modules():
+            if isinstance(block, InvertedResidual) and block.residual:
+                nn.init.zeros_(block.body[-1][1].weight)
+            elif isinstance(block, BasicBlock):
+                nn.init.zeros_(block.body[-1][1].weight)
 
     @property
     def num_subnets(self) -> int:

@@ -70,6 +70,14 @@ def test_deadline_guard_answers_with_what_it_has():
     assert sum(full.stage_latencies) == pytest.approx(0.025)
 
 
+def test_a_load_spike_during_warm_up_does_not_inflate_a_nominal_cost():
+    from device.cascade import CostModel
+    costs = CostModel(3)
+    costs.calibrate([[0.001] * 5, [0.003, 0.009, 0.009, 0.003, 0.003], [0.002] * 5])  # a spike on stage 1
+    assert costs.nominal == [0.001, 0.003, 0.002]
+    assert costs.predict(1) == pytest.approx(0.003)
+
+
 def test_mismatched_subnet_file_is_named():
     bundle = fake_bundle()
     good = fake_factory()

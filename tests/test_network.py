@@ -75,3 +75,19 @@ def test_config_refuses_bad_widths_and_arch():
         NetConfig(widths=[0.5, 0.6])
     with pytest.raises(ValueError, match="mobilenet"):
         NetConfig(arch="vgg")
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_residual_blocks_start_as_the_identity(arch):
+    """Zero-initialized last BatchNorm scale: every block with a plain residual passes its input through."""
+    from host.network import BasicBlock, InvertedResidual
+    torch.manual_seed(0)
+    net = DynamicNet(NetConfig(arch=arch, widths=[0.25, 0.25])).eval()
+    blocks = [m for m in net.modules() if isinstance(m, InvertedResidual) and m.residual]
+    blocks += [m for m in net.modules() if isinstance(m, BasicBlock) and isinstance(m.shortcut, torch.nn.Identity)]
+    assert blocks
+    for block in blocks:
+        channels = block.body[0][0].in_channels
+        x = torch.rand(2, channels, 8, 8)
+        expected = x if isinstance(block, InvertedResidual) else torch.relu(x)
+        torch.testing.assert_close(block(x), expected)

@@ -38,22 +38,35 @@ class CostModel:
     Contention (other processes, thermal throttling) slows every stage alike, and the trunk
     and subnet 1 run on every frame, so the slowdown stays current even for a subnet the
     deadline guard has not let run for a while: its own last measurement would be stale.
+    Each stage moves the slowdown in proportion to its nominal cost: the first, cheap stage of
+    a frame pays for caches gone cold while the board slept between camera frames (the 0.06 ms
+    trunk runs 2-3x its warm cost then), a fixed penalty that must not scale the predicted
+    cost of the subnets. A stage measured at more than `max_ratio` times its nominal cost was
+    preempted rather than slowed: it counts as `max_ratio`, so that one preemption does not
+    make every stage look slow for the next dozen frames.
     """
 
-    def __init__(self, stages: int, alpha: float = 0.2, spread: float = 2.0):
-        self.nominal = [0.0] * stages  # seconds; 0 = not measured yet
+    def __init__(self, stages: int, alpha: float = 0.2, spread: float = 2.0, max_ratio: float = 4.0):
         self.alpha = alpha
         self.spread = spread
+        self.max_ratio = max_ratio
         self.slowdown = 1.0
         self.deviation = 0.0
+        self._set_nominal([0.0] * stages)  # seconds; 0 = not measured yet
+
+    def _set_nominal(self, nominal: list) -> None:
+        self.nominal = nominal
+        heaviest = max(nominal) or 1.0
+        self._rate = [self.alpha * cost / heaviest for cost in nominal]  # each stage's EMA weight
 
     def observe(self, stage: int, seconds: float) -> None:
         if self.nominal[stage] <= 0.0:
-            self.nominal[stage] = seconds
+            self._set_nominal(self.nominal[:stage] + [seconds] + self.nominal[stage + 1:])
             return
-        ratio = seconds / self.nominal[stage]
-        self.deviation += self.alpha * (abs(ratio - self.slowdown) - self.deviation)
-        self.slowdown += self.alpha * (ratio - self.slowdown)
+        ratio = min(seconds / self.nominal[stage], self.max_ratio)
+        rate = self._rate[stage]
+        self.deviation += rate * (abs(ratio - self.slowdown) - self.deviation)
+        self.slowdown += rate * (ratio - self.slowdown)
 
     def predict(self, stage: int) -> float:
         """A cautious estimate: nominal x (slowdown + `spread` deviations); 0 before any measurement."""
@@ -65,7 +78,7 @@ class CostModel:
         The fastest sample, not the median: contention only ever slows a stage, so a load spike
         during warm-up must outlast every round to bias it. A biased nominal cost would last, as
         the deadline guard never lets a stage run whose predicted cost stays past the deadline."""
-        self.nominal = [float(min(s)) for s in samples]
+        self._set_nominal([float(min(s)) for s in samples])
         self.slowdown, self.deviation = 1.0, 0.0
 
 

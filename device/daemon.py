@@ -68,7 +68,7 @@ def run_loop(source, cascade, policy, telemetry, sampler=None, stop: threading.E
         deadline = policy.deadline_s
         result = cascade.infer(image, policy.thresholds, None if deadline is None else deadline - (t1 - t0))
         latency = clock() - t0
-        policy.update(latency)
+        policy.update(latency, result)
         reading = sampler.poll() if sampler is not None else NO_READING
         telemetry.record(frame_id, result, latency, policy.control, reading, source)
         stats.loop_s += clock() - t0

@@ -7,11 +7,12 @@ subnet: higher q means more early exits, a cheaper frame.
   router   the sliding-update router. q starts at the calibrated setting and moves with a
            sliding window of measured frame latencies against the budget: a frame over the
            budget raises q by `step_up` when the window holds more than `spikes_tolerated`
-           of them, and otherwise only by `step_down` (a lone spike, such as a preemption on
-           a busy board, says little about the cost of the setting, and undoing the last step
-           down is enough); once a whole window has run within the budget q falls by
-           `step_down` per frame, never below the calibrated floor, under which calibration
-           shows no accuracy gain. Two sensors act before the latency shows
+           of them, and otherwise only by `step_down` (a lone spike says little about the
+           cost of the setting, and undoing the last step down is enough). A frame that would
+           have run over even had subnet 1 answered (a preemption, a stall) does not count:
+           no setting of q would have saved it. Once a whole window has run within the budget
+           q falls by `step_down` per frame, never below the calibrated floor, under which
+           calibration shows no accuracy gain. Two sensors act before the latency shows
            trouble: near the board profile's soft throttle point the temperature sets a rising
            lower bound on q (at the hard point q is 1: subnet 1 answers), and a jump in the
            CPU load of other processes raises q by `step_up` at once. The deadline guard
@@ -115,7 +116,7 @@ class FixedPolicy:
         self.control = None
         self.deadline_s = None
 
-    def update(self, latency_s: float) -> None:
+    def update(self, latency_s: float, result=None) -> None:
         """No feedback."""
 
 
@@ -197,13 +198,19 @@ class Router:
         self._lowest = self._lowest_step()
         return True
 
-    def update(self, latency_s: float) -> None:
-        """Feed one frame's measured latency (seconds); moves q for the next frame.
+    def update(self, latency_s: float, result=None) -> None:
+        """Feed one frame's measured latency (seconds) and its cascade Result; moves q for the
+        next frame.
 
-        O(1) and mostly a no-op: the bound on q changes only with a new sensor reading."""
+        An overrun that the frame would have had even had subnet 1 answered (its latency less
+        its escalations: the process was preempted, the board stalled) is one no setting of q
+        can prevent, so it does not count as over the budget. O(1) and mostly a no-op: the
+        bound on q changes only with a new sensor reading."""
         new_reading = self._sense()
         s = self.settings
         over = latency_s > self.budget_s
+        if result is not None:
+            over = over and latency_s - sum(result.stage_latencies[2:]) <= self.budget_s
         self._overs += over - self._over_ring[self._slot]
         self._over_ring[self._slot] = over
         self._slot = (self._slot + 1) % s.window

@@ -56,7 +56,8 @@ def add_training_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--crop-pad", type=int, help="pad-and-crop augmentation in pixels, 0 for flips only (preset)")
     g.add_argument("--img-size", type=int, default=32, help="input side in pixels (default 32)")
     g.add_argument("--low-res-size", type=int,
-                   help="progressive resizing: train the first --low-res-epochs at this side in pixels, 0 for off (preset)")
+                   help="progressive resizing: train the first --low-res-epochs at this side in pixels, 0 for off "
+                        "(preset: quick 3/4 of --img-size)")
     g.add_argument("--low-res-epochs", type=float, help="epochs of the low-resolution phase (preset)")
     g.add_argument("--subnets", type=int, default=4, help="number of subnets K (default 4)")
     g.add_argument("--widths", default=None,
@@ -114,7 +115,10 @@ def resolve_settings(args) -> Settings:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CliError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    epochs, low_res_size, low_res_epochs = pick("epochs"), pick("low_res_size"), pick("low_res_epochs")
+    epochs, low_res_epochs = pick("epochs"), pick("low_res_epochs")
+    low_res_size = args.low_res_size
+    if low_res_size is None:  # the preset gives the low-resolution side as a fraction of --img-size
+        low_res_size = round(preset["low_res_scale"] * args.img_size)
     if epochs <= 0:
         raise CliError(f"--epochs must be more than 0, got {epochs}")
     if low_res_size and not 8 <= low_res_size < args.img_size:

@@ -78,6 +78,24 @@ def test_a_load_spike_during_warm_up_does_not_inflate_a_nominal_cost():
     assert costs.predict(1) == pytest.approx(0.003)
 
 
+def test_a_preempted_stage_counts_as_a_bounded_slowdown():
+    from device.cascade import CostModel
+    costs = CostModel(2, alpha=0.5, spread=0.0, max_ratio=4.0)
+    costs.calibrate([[0.002], [0.002]])
+    costs.observe(0, 0.100)  # the stage sat preempted: 50x its cost
+    assert costs.slowdown == pytest.approx(1.0 + 0.5 * (4.0 - 1.0))
+
+
+def test_a_cheap_stage_moves_the_slowdown_in_proportion_to_its_cost():
+    from device.cascade import CostModel
+    costs = CostModel(2, alpha=0.5, spread=0.0)
+    costs.calibrate([[0.001], [0.004]])
+    costs.observe(0, 0.002)  # the cheap first stage ran 2x (cold caches): a quarter of the weight
+    assert costs.slowdown == pytest.approx(1.0 + 0.5 * 0.25 * (2.0 - 1.0))
+    costs.observe(1, 0.008)  # the heavy stage at 2x: full weight
+    assert costs.predict(1) == pytest.approx(0.004 * (1.125 + 0.5 * (2.0 - 1.125)))
+
+
 def test_mismatched_subnet_file_is_named():
     bundle = fake_bundle()
     good = fake_factory()

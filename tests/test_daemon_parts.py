@@ -123,7 +123,7 @@ def test_loop_time_ends_before_the_on_frame_callback():
     class Policy:
         deadline_s, thresholds, control = None, None, None
 
-        def update(self, latency_s):
+        def update(self, latency_s, result=None):
             clock.advance(0.001)
 
     class Source:

@@ -4,6 +4,7 @@ exits (higher q) make a frame cheaper."""
 import numpy as np
 import pytest
 
+from device.cascade import Result
 from device.entropy import QUANTILE_POINTS, control_table
 from device.router import (CascadePolicy, FixedPolicy, PolicyError, Reading, Router, RouterSettings,
                            SensorSampler, ThermalLimits, make_policy)
@@ -119,6 +120,22 @@ def test_other_processes_load_jump_moves_exits_cheaper_before_latency_rises():
     clock.advance(1.0)
     run(router, clock, RECOVER_FRAMES, load=1.0)  # a steady load that the budget absorbs
     assert router.control == pytest.approx(settled)
+
+
+def frame(exit_subnet, stages, cut=False):
+    """A cascade Result as the router sees it: exit, stage latencies (trunk, subnet 1, ...), guard cut."""
+    return Result(0, 0.9, 0.1, exit_subnet, tuple(stages), cut)
+
+
+def test_an_overrun_no_setting_could_avoid_leaves_q_alone():
+    router, clock, _ = make_router()
+    run(router, clock, 60, load=1.0)
+    settled = router.control
+    for _ in range(3):  # preempted frames: over the budget even as far as subnet 1
+        router.update(5 * BUDGET, frame(1, (4 * BUDGET, BUDGET)))
+    assert router.control == settled
+    router.update(1.2 * BUDGET, frame(3, (0.1 * BUDGET, 0.4 * BUDGET, 0.35 * BUDGET, 0.35 * BUDGET)))
+    assert router.control > settled  # over because of its escalations: a cheaper setting helps
 
 
 def test_never_below_floor_and_guard_is_on():

@@ -159,9 +159,7 @@ class DynamicNet(nn.Module):
         network trains as a shallower one first, which speeds up short CPU runs
         (bench/results/quick_preset_probes.md)."""
         for block in self.modules():
-            if isinstance(block, InvertedResidual) and block.residual:
-                nn.init.zeros_(block.body[-1][1].weight)
-            elif isinstance(block, BasicBlock):
+            if isinstance(block, BasicBlock) or (isinstance(block, InvertedResidual) and block.residual):
                 nn.init.zeros_(block.body[-1][1].weight)
 
     @property

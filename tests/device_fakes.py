@@ -55,10 +55,6 @@ class FakeInterpreter:
     def allocate_tensors(self):
         pass
 
-    def set_tensor(self, index, value):
-        assert value.shape == self._tensors[index].shape and value.dtype == np.float32
-        self._tensors[index][...] = value
-
     def tensor(self, index):
         return lambda: self._tensors[index]
 

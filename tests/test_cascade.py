@@ -171,10 +171,6 @@ def test_quantized_ports_convert_in_place():
         def __init__(self):
             self.raw = np.zeros((1, 4), np.int8)
 
-        def set_tensor(self, index, value):
-            assert value.dtype == np.int8
-            self.raw[...] = value
-
         def tensor(self, index):
             return lambda: self.raw
 

@@ -31,7 +31,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from bench.results_files import write_results  # noqa: E402
+from bench.results_files import command_line, write_results  # noqa: E402
 from converters.export import export_fp32, export_monolith  # noqa: E402
 from converters.flatbuffer import KINDS, anatomy  # noqa: E402
 from converters.parity import measure, torch_reference  # noqa: E402
@@ -150,8 +150,7 @@ def run(args) -> dict:
         "split_ratio": latency["fp32_cascade"] / latency["monolith_fp32"],
         "split_ratio_invoke_only": latency["fp32_split_invoke_only"] / latency["monolith_invoke_only"],
     }
-    return {"command": " ".join([f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')}", sys.executable,
-                                 *sys.argv]),
+    return {"command": command_line(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "hardware": hardware(),
             "model": {**net.cfg.to_dict(), "test_images": len(splits.test), "checkpoint": str(args.checkpoint)},
             "latency_ms": latency, "bytes": sizes, "bytes_by_kind": kinds,

@@ -14,7 +14,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse  # noqa: E402
-import os  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
@@ -22,7 +21,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.convert_bundle import hardware  # noqa: E402
-from bench.results_files import write_results  # noqa: E402
+from bench.results_files import command_line, write_results  # noqa: E402
 from converters.export import SubnetExport, TrunkExport, convert_module, sample_inputs  # noqa: E402
 from converters.flatbuffer import anatomy  # noqa: E402
 from converters.quantize import calibration_inputs, quantize_module  # noqa: E402
@@ -105,8 +104,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args()
-    report = {"command": " ".join([f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')}", sys.executable,
-                                   *sys.argv]),
+    report = {"command": command_line(),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "hardware": hardware(),
               "threads": args.threads, "img_size": args.img_size,
               "widths": [measure_width(float(w), args.img_size, args.threads, args.rounds, args.repeats)

@@ -39,9 +39,8 @@ class CostModel:
     and subnet 1 run on every frame, so the slowdown stays current even for a subnet the
     deadline guard has not let run for a while: its own last measurement would be stale.
     Each stage moves the slowdown in proportion to its nominal cost: the first, cheap stage of
-    a frame pays for caches gone cold while the board slept between camera frames (the 0.06 ms
-    trunk runs 2-3x its warm cost then), a fixed penalty that must not scale the predicted
-    cost of the subnets. A stage measured at more than `max_ratio` times its nominal cost was
+    a frame pays for caches gone cold while the board slept between camera frames, a fixed
+    penalty that must not scale the predicted cost of the subnets. A stage measured at more than `max_ratio` times its nominal cost was
     preempted rather than slowed: it counts as `max_ratio`, so that one preemption does not
     make every stage look slow for the next dozen frames.
     """

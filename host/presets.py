@@ -2,7 +2,7 @@
 
 quick  a CPU run on a 2-core host in under 15 minutes end to end: one pass over the CIFAR-10
        training split at 3/4 of the input side (24 px for CIFAR; progressive resizing, a pass
-       at 24 px costs 0.63 of one at 32 px), then half a pass at the full side. At 12,000
+       at 24 px costs 0.62 of one at 32 px), then half a pass at the full side. At 12,000
        images and equal time, that beat plain 32-px training by 3 pp on the largest subnet.
        Batch 32 and lr 0.05 won short probes against batch 64 and lr 0.1 / 0.2. No
        pad-and-crop, flips only: with each image seen once or twice, the crop only makes the

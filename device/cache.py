@@ -9,15 +9,22 @@ import numpy as np
 
 
 class FeatureCache:
-    """Trunk tensor + concatenated features [f_1..f_K] + per-subnet logits, all float32."""
+    """Trunk tensor + concatenated features [f_1..f_K] + per-subnet logits.
 
-    def __init__(self, trunk_shape, feature_dims, num_classes: int, trunk: np.ndarray | None = None):
-        """`trunk`: an existing float32 buffer to use as the trunk tensor (the trunk interpreter's
-        own output, so that no copy is needed); by default one is allocated."""
-        self.trunk = np.zeros(trunk_shape, dtype=np.float32) if trunk is None else trunk
+    The trunk tensor is the trunk interpreter's own output buffer, in the type the trunk gives
+    (float32, or int8 in an int8 bundle): subnets read it from there, with no copy into a buffer
+    of ours and no float round trip. Features and logits are float32.
+    """
+
+    def __init__(self, trunk: np.ndarray, feature_dims, num_classes: int, logits: list | None = None):
+        """`logits`: one existing (1, num_classes) float32 buffer, or None to allocate one, per subnet
+        (a float subnet's own output, read in place)."""
+        self.trunk = trunk
         self.offsets = np.concatenate([[0], np.cumsum(feature_dims)]).astype(int)  # offsets[k] = width of [f_1..f_k]
         self.features = np.zeros((1, int(self.offsets[-1])), dtype=np.float32)
-        self.logits = np.zeros((len(feature_dims), 1, num_classes), dtype=np.float32)
+        given = logits or [None] * len(feature_dims)
+        self.logits = [np.zeros((1, num_classes), dtype=np.float32) if buffer is None else buffer
+                       for buffer in given]  # logits[k - 1]: subnet k's
         self.filled = 0  # subnets whose f_k belongs to the current frame
 
     def new_frame(self) -> None:

@@ -7,10 +7,18 @@ deadline guard compares the time spent plus the next subnet's measured cost with
 deadline and, when it would pass, answers with what it has.
 
 Every interpreter is wrapped in a Stage that resolves its signature tensors by name
-(args_0/args_1 in, output_0/output_1 out), counts invokes and keeps a running estimate
-of its cost. device/profile.py reuses run_trunk/run_subnet to time stages one by one.
+(args_0/args_1 in, output_0/output_1 out) and counts invokes; the CostModel learns each
+stage's cost from the frames infer() answers. device/profile.py reuses run_trunk/run_subnet
+to time stages one by one.
+
+Between invokes a frame runs Python, and each invoke has just evicted that Python's code
+and data from the CPU caches, so every operation there costs several times its warm cost.
+A subnet step therefore runs prepared copies (functools.partial over np.copyto, no Python
+frame), float outputs are read where the interpreter wrote them, and the cost model learns
+once per frame, after the answer.
 """
 import ctypes
+import functools
 import math
 import os
 import time
@@ -57,6 +65,11 @@ class CostModel:
         self.nominal = nominal
         heaviest = max(nominal) or 1.0
         self._rate = [self.alpha * cost / heaviest for cost in nominal]  # each stage's EMA weight
+
+    def observe_frame(self, latencies) -> None:
+        """Learn from one frame: latencies[i] is stage i's seconds (trunk, subnet 1, ...)."""
+        for stage, seconds in enumerate(latencies):
+            self.observe(stage, seconds)
 
     def observe(self, stage: int, seconds: float) -> None:
         if self.nominal[stage] <= 0.0:
@@ -119,6 +132,18 @@ class _Port:
             info = np.iinfo(self.dtype)
             self._lo, self._hi = float(info.min), float(info.max)
 
+    def writer(self, source: np.ndarray):
+        """A zero-argument callable that writes `source` (float32, this port's shape) into the tensor."""
+        if self.quantized:
+            return functools.partial(self.write, source)
+        return functools.partial(np.copyto, self.array, source)
+
+    def reader(self, out: np.ndarray):
+        """A zero-argument callable that reads the tensor into `out` as float32."""
+        if self.quantized:
+            return functools.partial(self.read, out)
+        return functools.partial(np.copyto, out, self.array)
+
     def write(self, array: np.ndarray) -> None:
         if not self.quantized:
             np.copyto(self.array, array)
@@ -138,16 +163,37 @@ class _Port:
             np.copyto(out, self.array)
 
 
+def _hand_over(source: _Port, target: _Port, path):
+    """A zero-argument callable that moves one interpreter's output tensor into another's input.
+
+    A plain copy where both sides hold the same type and quantization; between two 8-bit
+    quantized tensors, a 256-entry requantization table applied in one np.take instead of
+    dequantizing to float and quantizing again (seven array passes where one does), or the
+    plain copy when that table maps every code to itself (two files' scales of one tensor often
+    differ in the last float bits).
+    """
+    if (source.dtype, source.scale, source.zero_point) == (target.dtype, target.scale, target.zero_point):
+        return functools.partial(np.copyto, target.array, source.array)
+    if not source.quantized:
+        return target.writer(source.array)
+    if target.quantized and source.dtype.itemsize == 1:
+        codes = np.arange(256, dtype=np.uint8).view(source.dtype)  # every code, indexed by its bit pattern
+        values = (codes.astype(np.float64) - source.zero_point) * source.scale
+        limits = np.iinfo(target.dtype)
+        table = np.clip(np.rint(values / target.scale + target.zero_point), limits.min, limits.max).astype(target.dtype)
+        if source.dtype == target.dtype and np.array_equal(table, codes):
+            return functools.partial(np.copyto, target.array, source.array)
+        return functools.partial(np.take, table, source.array.view(np.uint8), out=target.array, mode="clip")
+    raise CascadeError(f"{path}: takes a {target.dtype} tensor the trunk gives as {source.dtype}; "
+                       f"export every file of a bundle at one precision")
+
+
 class _Wiring(NamedTuple):
-    """What one subnet step touches: its stage, ports, and the cache views they copy from and to."""
+    """What one subnet step runs: its stage and the prepared copies around its invoke."""
     stage: "Stage"
-    trunk_in: _Port
-    cached_in: _Port | None   # None for subnet 1, which takes no cached features
-    prefix: np.ndarray        # [f_1..f_{k-1}]
-    f_out: _Port
-    slot: np.ndarray          # where f_k goes
-    logits_out: _Port
-    logits: np.ndarray        # (1, classes)
+    load: tuple          # callables: trunk tensor -> its input, [f_1..f_{k-1}] -> its input (k > 1)
+    store: tuple         # callables: f_k -> its cache slot, quantized logits -> float (when quantized)
+    logits: np.ndarray   # (1, classes) float32 logits after the step: the output itself when float
 
 
 def _signature_details(interpreter) -> tuple[dict, dict]:
@@ -246,8 +292,6 @@ class Cascade:
         self.input_shape = self._input.shape
         self.costs = CostModel(1 + len(self.subnets))  # stage 0 is the trunk, k is subnet k
         self.cache = self._build_cache(len(bundle.labels))
-        # A float32 trunk writes its tensor straight into the cache; a quantized one is read into it.
-        self._read_trunk = self._trunk_out.quantized
         self._wiring = self._wire_subnets()
 
     @property
@@ -264,45 +308,46 @@ class Cascade:
         return {s.name: s.invokes for s in self.stages}
 
     def _build_cache(self, num_classes: int) -> FeatureCache:
-        dims = []
+        """The cache, over the interpreters' own buffers where it can be: the trunk's output, and
+        each float subnet's logits, are read in place instead of copied."""
+        dims, logits = [], []
         for stage in self.subnets:
             f_shape = stage.port("output", "output_0").shape
-            logit_shape = stage.port("output", "output_1").shape
-            if len(f_shape) != 2 or logit_shape != (1, num_classes):
-                raise CascadeError(f"{stage.path}: outputs (f_k {f_shape}, logits {logit_shape}) do not "
+            logits_out = stage.port("output", "output_1")
+            if len(f_shape) != 2 or logits_out.shape != (1, num_classes):
+                raise CascadeError(f"{stage.path}: outputs (f_k {f_shape}, logits {logits_out.shape}) do not "
                                    f"fit (1, D) and (1, {num_classes})")
             dims.append(f_shape[1])
-        trunk = None if self._trunk_out.quantized else self._trunk_out.array
-        return FeatureCache(self._trunk_out.shape, dims, num_classes, trunk=trunk)
+            logits.append(None if logits_out.quantized else logits_out.array)
+        return FeatureCache(self._trunk_out.array, dims, num_classes, logits=logits)
 
     def _wire_subnets(self) -> list:
-        """Check each subnet's inputs against the cache; keep its ports and cache views at hand."""
+        """Check each subnet's inputs against the cache; prepare the copies each step makes."""
         wiring = []
         for k, stage in enumerate(self.subnets, start=1):
             trunk_in = stage.port("input", "args_0")
             if trunk_in.shape != self.cache.trunk.shape:
                 raise CascadeError(f"{stage.path}: takes a trunk tensor {trunk_in.shape}, the trunk "
                                    f"gives {self.cache.trunk.shape}")
-            cached_in = None
+            load = [_hand_over(self._trunk_out, trunk_in, stage.path)]
             if k > 1:
                 cached_in = stage.port("input", "args_1")
                 if cached_in.shape != self.cache.prefix(k).shape:
                     raise CascadeError(f"{stage.path}: takes cached features {cached_in.shape}, "
                                        f"[f_1..f_{k - 1}] is {self.cache.prefix(k).shape}")
-            wiring.append(_Wiring(stage, trunk_in, cached_in, self.cache.prefix(k),
-                                  stage.port("output", "output_0"), self.cache.slot(k),
-                                  stage.port("output", "output_1"), self.cache.logits[k - 1]))
+                load.append(cached_in.writer(self.cache.prefix(k)))
+            store = [stage.port("output", "output_0").reader(self.cache.slot(k))]
+            logits_out = stage.port("output", "output_1")
+            if logits_out.quantized:
+                store.append(logits_out.reader(self.cache.logits[k - 1]))
+            wiring.append(_Wiring(stage, tuple(load), tuple(store), self.cache.logits[k - 1]))
         return wiring
 
     def run_trunk(self, image: np.ndarray) -> float:
         """Run the trunk on one preprocessed image (the trunk's input shape); returns its seconds."""
         self.cache.new_frame()
         self._input.write(image)
-        seconds = self.trunk.invoke()
-        self.costs.observe(0, seconds)
-        if self._read_trunk:
-            self._trunk_out.read(self.cache.trunk)
-        return seconds
+        return self.trunk.invoke()
 
     def run_subnet(self, k: int) -> tuple[np.ndarray, float, float]:
         """Run subnet k (1-based) on the cached tensors; returns (logits view, entropy, seconds).
@@ -313,19 +358,18 @@ class Cascade:
             raise ValueError(f"subnet {k} does not exist (1..{self.num_subnets})")
         if self.cache.filled < k - 1:
             raise ValueError(f"subnet {k} needs f_1..f_{k - 1} of this frame; run subnets in order")
-        seconds = self._step(k)
+        seconds = self.step(k)
         return self.cache.logits[k - 1], self.softmax_stats(k)[0], seconds
 
-    def _step(self, k: int) -> float:
-        """Subnet k's invoke with its tensors moved through the cache; returns its seconds."""
-        stage, trunk_in, cached_in, prefix, f_out, slot, logits_out, logits = self._wiring[k - 1]
-        trunk_in.write(self.cache.trunk)
-        if cached_in is not None:
-            cached_in.write(prefix)
+    def step(self, k: int) -> float:
+        """Subnet k's invoke with its tensors moved through the cache, unchecked (run_subnet checks
+        the order); returns its seconds."""
+        stage, load, store, _ = self._wiring[k - 1]
+        for copy in load:
+            copy()
         seconds = stage.invoke()
-        self.costs.observe(k, seconds)
-        f_out.read(slot)
-        logits_out.read(logits)
+        for copy in store:
+            copy()
         self.cache.filled = k
         return seconds
 
@@ -353,7 +397,7 @@ class Cascade:
                 if self.clock() - start + self.costs.predict(k) > deadline_s:
                     cut = True
                     break
-            latencies.append(self._step(k))
+            latencies.append(self.step(k))
             decision = None
             if k < last and thresholds[k - 1] > -math.inf:  # no entropy needed where no exit is allowed
                 decision = self._decision(k)
@@ -361,6 +405,7 @@ class Cascade:
                     break
         exit_k = self.cache.filled
         entropy, score, label = decision or self._decision(exit_k)  # the log wants the answer's entropy
+        self.costs.observe_frame(latencies)
         return Result(label, score, entropy, exit_k, tuple(latencies), cut)
 
     def warm_up(self, rounds: int = 20) -> None:

@@ -1,4 +1,6 @@
 """The cascade engine: cache reuse counted per interpreter, escalation == recomputation, the guard."""
+import json
+
 import numpy as np
 import pytest
 
@@ -139,7 +141,7 @@ def test_real_bundle_escalation_matches_fresh_frames(tiny_bundle):
     K = bundle.num_subnets
     before = cascade.invokes
     cascade.infer(x, [-np.inf] * K)
-    escalated = cascade.cache.logits.copy()
+    escalated = np.array(cascade.cache.logits)  # a copy: the buffers are the interpreters' own
     assert all(cascade.invokes[n] - before[n] == 1 for n in before)
     for k in range(1, K + 1):
         cascade.run_trunk(np.zeros_like(x))  # spoil the cache with another frame first
@@ -157,27 +159,88 @@ def test_softmax_stats_match_the_shared_entropy():
     rng = np.random.default_rng(1)
     for scale in (0.1, 3.0, 40.0):
         logits = (rng.standard_normal((1, 5)) * scale).astype(np.float32)
-        cascade.cache.logits[1] = logits
+        cascade.cache.logits[1][...] = logits
         entropy, score = cascade.softmax_stats(2)
         p = np.exp(logits[0] - logits.max())
         assert entropy == pytest.approx(float(softmax_entropy(logits)[0]), abs=1e-5)
         assert score == pytest.approx(float(p.max() / p.sum()), rel=1e-5)
 
 
-def test_quantized_ports_convert_in_place():
+class Int8Tensors:
+    """Just enough interpreter for one int8 tensor port."""
+
+    def __init__(self, values=(0, 0, 0, 0)):
+        self.raw = np.array([values], np.int8)
+
+    def tensor(self, index):
+        return lambda: self.raw
+
+
+def int8_port(interp, scale, zero_point):
     from device.cascade import _Port
+    return _Port(interp, {"index": 0, "shape": [1, 4], "dtype": np.int8, "quantization": (scale, zero_point),
+                          "name": "x"})
 
-    class Int8Tensors:
-        def __init__(self):
-            self.raw = np.zeros((1, 4), np.int8)
 
-        def tensor(self, index):
-            return lambda: self.raw
-
+def test_quantized_ports_convert_in_place():
     interp = Int8Tensors()
-    port = _Port(interp, {"index": 0, "shape": [1, 4], "dtype": np.int8, "quantization": (0.5, 3), "name": "x"})
+    port = int8_port(interp, 0.5, 3)
     port.write(np.array([[0.0, 1.0, -2.0, 100.0]], np.float32))
     assert interp.raw.tolist() == [[3, 5, -1, 127]]  # round(x / 0.5 + 3), clipped to int8
     out = np.zeros((1, 4), np.float32)
     port.read(out)
     np.testing.assert_allclose(out, [[0.0, 1.0, -2.0, 62.0]])
+
+
+def test_int8_hand_over_requantizes_without_a_float_round_trip():
+    """Trunk tensor int8 -> a subnet's int8 input: a copy when both share a quantization, else one
+    table lookup that gives what dequantize-then-quantize gives, for every int8 code."""
+    from device.cascade import _hand_over
+    codes = np.arange(-128, 128, dtype=np.int8)
+    source_interp = Int8Tensors()
+    source = int8_port(source_interp, 0.1, -5)
+    same, other = Int8Tensors(), Int8Tensors()
+    copy = _hand_over(source, int8_port(same, 0.1 * (1 + 1e-7), -5), "subnet_1")  # one tensor, two files' rounding
+    requantize = _hand_over(source, int8_port(other, 0.25, 7), "subnet_2")
+    assert copy.func is np.copyto and requantize.func is np.take
+    for chunk in codes.reshape(-1, 4):
+        source_interp.raw[0] = chunk
+        copy()
+        requantize()
+        assert same.raw.tolist() == [chunk.tolist()]
+        expected = np.clip(np.rint((chunk.astype(np.float64) + 5) * 0.1 / 0.25 + 7), -128, 127)
+        assert other.raw.tolist() == [expected.astype(np.int8).tolist()]
+
+
+def test_real_int8_files_escalate_like_the_converter_chain(tiny_bundle, tmp_path):
+    """int8 files on the board's cascade: the trunk tensor handed over in int8 (a copy or a table
+    requantization) gives the logits of the converters' reference chain, which takes every
+    boundary tensor through float."""
+    import torch
+
+    from converters.quantize import export_int8
+    from converters.tflite_chain import chain_from_manifest
+    from device.bundle import Bundle, load_bundle
+    from host import checkpoint
+    base = load_bundle(tiny_bundle)
+    net, _ = checkpoint.load(tiny_bundle.parents[1] / "checkpoint")
+    images, _ = base.eval_set()
+    images = images[:40]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a small network on a shared 2-core host: one thread is faster
+    try:
+        files = export_int8(net, images[:32], tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+    manifest = {**base.manifest, "precisions": {"int8": {"trunk": files.trunk.name,
+                                                         "subnets": [p.name for p in files.subnets]}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    cascade = Cascade(Bundle(model_dir=tmp_path, manifest=manifest), threads=1, precision="int8")
+    assert cascade.cache.trunk.dtype == np.int8
+    _, expected = chain_from_manifest(tmp_path, "int8", "ai_edge_litert").run(images)
+    K = cascade.num_subnets
+    for i, x in enumerate(images):
+        cascade.infer(x[None].astype(np.float32), [-np.inf] * K)
+        for k in range(K):
+            step = cascade.subnets[k].port("output", "output_1").scale
+            np.testing.assert_allclose(cascade.cache.logits[k][0], expected[k, i], atol=2.01 * step)

@@ -132,18 +132,6 @@ class _Port:
             info = np.iinfo(self.dtype)
             self._lo, self._hi = float(info.min), float(info.max)
 
-    def writer(self, source: np.ndarray):
-        """A zero-argument callable that writes `source` (float32, this port's shape) into the tensor."""
-        if self.quantized:
-            return functools.partial(self.write, source)
-        return functools.partial(np.copyto, self.array, source)
-
-    def reader(self, out: np.ndarray):
-        """A zero-argument callable that reads the tensor into `out` as float32."""
-        if self.quantized:
-            return functools.partial(self.read, out)
-        return functools.partial(np.copyto, out, self.array)
-
     def write(self, array: np.ndarray) -> None:
         if not self.quantized:
             np.copyto(self.array, array)
@@ -163,8 +151,9 @@ class _Port:
             np.copyto(out, self.array)
 
 
-def _hand_over(source: _Port, target: _Port, path):
-    """A zero-argument callable that moves one interpreter's output tensor into another's input.
+def _hand_over(source: _Port, target: _Port, path, what: str, columns: slice = slice(None)):
+    """A zero-argument callable that moves one interpreter's output tensor into another's input
+    (into `columns` of its last axis: one f_j of a subnet's concatenated [f_1..f_{k-1}]).
 
     A plain copy where both sides hold the same type and quantization; between two 8-bit
     quantized tensors, a 256-entry requantization table applied in one np.take instead of
@@ -172,27 +161,28 @@ def _hand_over(source: _Port, target: _Port, path):
     plain copy when that table maps every code to itself (two files' scales of one tensor often
     differ in the last float bits).
     """
+    out = target.array[..., columns]
+    if out.shape != source.shape:
+        raise CascadeError(f"{path}: takes a {what} of shape {out.shape}, it is given {source.shape}")
     if (source.dtype, source.scale, source.zero_point) == (target.dtype, target.scale, target.zero_point):
-        return functools.partial(np.copyto, target.array, source.array)
-    if not source.quantized:
-        return target.writer(source.array)
-    if target.quantized and source.dtype.itemsize == 1:
+        return functools.partial(np.copyto, out, source.array)
+    if source.quantized and target.quantized and source.dtype.itemsize == 1:
         codes = np.arange(256, dtype=np.uint8).view(source.dtype)  # every code, indexed by its bit pattern
         values = (codes.astype(np.float64) - source.zero_point) * source.scale
         limits = np.iinfo(target.dtype)
         table = np.clip(np.rint(values / target.scale + target.zero_point), limits.min, limits.max).astype(target.dtype)
         if source.dtype == target.dtype and np.array_equal(table, codes):
-            return functools.partial(np.copyto, target.array, source.array)
-        return functools.partial(np.take, table, source.array.view(np.uint8), out=target.array, mode="clip")
-    raise CascadeError(f"{path}: takes a {target.dtype} tensor the trunk gives as {source.dtype}; "
+            return functools.partial(np.copyto, out, source.array)
+        return functools.partial(np.take, table, source.array.view(np.uint8), out=out, mode="clip")
+    raise CascadeError(f"{path}: takes a {target.dtype} {what} that is given as {source.dtype}; "
                        f"export every file of a bundle at one precision")
 
 
 class _Wiring(NamedTuple):
     """What one subnet step runs: its stage and the prepared copies around its invoke."""
     stage: "Stage"
-    load: tuple          # callables: trunk tensor -> its input, [f_1..f_{k-1}] -> its input (k > 1)
-    store: tuple         # callables: f_k -> its cache slot, quantized logits -> float (when quantized)
+    load: tuple          # callables: the trunk tensor, then f_1..f_{k-1}, into its inputs
+    store: tuple         # callables: quantized logits -> float32 (empty for a float subnet)
     logits: np.ndarray   # (1, classes) float32 logits after the step: the output itself when float
 
 
@@ -308,39 +298,34 @@ class Cascade:
         return {s.name: s.invokes for s in self.stages}
 
     def _build_cache(self, num_classes: int) -> FeatureCache:
-        """The cache, over the interpreters' own buffers where it can be: the trunk's output, and
-        each float subnet's logits, are read in place instead of copied."""
-        dims, logits = [], []
+        """The cache over the interpreters' own output buffers; a float32 buffer of ours only
+        for a quantized subnet's logits, which the exit decision reads as float."""
+        features, logits = [], []
         for stage in self.subnets:
-            f_shape = stage.port("output", "output_0").shape
-            logits_out = stage.port("output", "output_1")
-            if len(f_shape) != 2 or logits_out.shape != (1, num_classes):
-                raise CascadeError(f"{stage.path}: outputs (f_k {f_shape}, logits {logits_out.shape}) do not "
+            f_out, logits_out = stage.port("output", "output_0"), stage.port("output", "output_1")
+            if len(f_out.shape) != 2 or f_out.shape[0] != 1 or logits_out.shape != (1, num_classes):
+                raise CascadeError(f"{stage.path}: outputs (f_k {f_out.shape}, logits {logits_out.shape}) do not "
                                    f"fit (1, D) and (1, {num_classes})")
-            dims.append(f_shape[1])
-            logits.append(None if logits_out.quantized else logits_out.array)
-        return FeatureCache(self._trunk_out.array, dims, num_classes, logits=logits)
+            features.append(f_out.array)
+            logits.append(np.zeros((1, num_classes), np.float32) if logits_out.quantized else logits_out.array)
+        return FeatureCache(self._trunk_out.array, features, logits)
 
     def _wire_subnets(self) -> list:
-        """Check each subnet's inputs against the cache; prepare the copies each step makes."""
+        """Check each subnet's inputs against what feeds them; prepare the copies each step makes."""
         wiring = []
         for k, stage in enumerate(self.subnets, start=1):
-            trunk_in = stage.port("input", "args_0")
-            if trunk_in.shape != self.cache.trunk.shape:
-                raise CascadeError(f"{stage.path}: takes a trunk tensor {trunk_in.shape}, the trunk "
-                                   f"gives {self.cache.trunk.shape}")
-            load = [_hand_over(self._trunk_out, trunk_in, stage.path)]
+            load = [_hand_over(self._trunk_out, stage.port("input", "args_0"), stage.path, "trunk tensor")]
             if k > 1:
                 cached_in = stage.port("input", "args_1")
-                if cached_in.shape != self.cache.prefix(k).shape:
+                if cached_in.shape != (1, self.cache.prefix_width(k)):
                     raise CascadeError(f"{stage.path}: takes cached features {cached_in.shape}, "
-                                       f"[f_1..f_{k - 1}] is {self.cache.prefix(k).shape}")
-                load.append(cached_in.writer(self.cache.prefix(k)))
-            store = [stage.port("output", "output_0").reader(self.cache.slot(k))]
+                                       f"[f_1..f_{k - 1}] is {(1, self.cache.prefix_width(k))}")
+                offsets = self.cache.offsets
+                load += [_hand_over(self.subnets[j - 1].port("output", "output_0"), cached_in, stage.path,
+                                    f"f_{j}", slice(offsets[j - 1], offsets[j])) for j in range(1, k)]
             logits_out = stage.port("output", "output_1")
-            if logits_out.quantized:
-                store.append(logits_out.reader(self.cache.logits[k - 1]))
-            wiring.append(_Wiring(stage, tuple(load), tuple(store), self.cache.logits[k - 1]))
+            store = (functools.partial(logits_out.read, self.cache.logits[k - 1]),) if logits_out.quantized else ()
+            wiring.append(_Wiring(stage, tuple(load), store, self.cache.logits[k - 1]))
         return wiring
 
     def run_trunk(self, image: np.ndarray) -> float:

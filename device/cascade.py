@@ -183,7 +183,6 @@ class _Wiring(NamedTuple):
     stage: "Stage"
     load: tuple          # callables: the trunk tensor, then f_1..f_{k-1}, into its inputs
     store: tuple         # callables: quantized logits -> float32 (empty for a float subnet)
-    logits: np.ndarray   # (1, classes) float32 logits after the step: the output itself when float
 
 
 def _signature_details(interpreter) -> tuple[dict, dict]:
@@ -325,7 +324,7 @@ class Cascade:
                                     f"f_{j}", slice(offsets[j - 1], offsets[j])) for j in range(1, k)]
             logits_out = stage.port("output", "output_1")
             store = (functools.partial(logits_out.read, self.cache.logits[k - 1]),) if logits_out.quantized else ()
-            wiring.append(_Wiring(stage, tuple(load), store, self.cache.logits[k - 1]))
+            wiring.append(_Wiring(stage, tuple(load), store))
         return wiring
 
     def run_trunk(self, image: np.ndarray) -> float:
@@ -349,7 +348,7 @@ class Cascade:
     def step(self, k: int) -> float:
         """Subnet k's invoke with its tensors moved through the cache, unchecked (run_subnet checks
         the order); returns its seconds."""
-        stage, load, store, _ = self._wiring[k - 1]
+        stage, load, store = self._wiring[k - 1]
         for copy in load:
             copy()
         seconds = stage.invoke()
@@ -364,7 +363,7 @@ class Cascade:
 
     def _decision(self, k: int) -> tuple[float, float, int]:
         """(entropy, top-1 probability, label) of subnet k's cached logits."""
-        return softmax_summary(self._wiring[k - 1].logits[0].tolist())
+        return softmax_summary(self.cache.logits[k - 1][0].tolist())
 
     def infer(self, image: np.ndarray, thresholds, deadline_s: float | None = None) -> Result:
         """The cascade on one image: exit at the first subnet with entropy <= its threshold.

@@ -6,6 +6,7 @@ import pytest
 
 from device.cascade import Cascade, CascadeError
 from tests.device_fakes import FakeClock, fake_bundle, fake_factory, reference_logits
+from tests.torch_threads import one_thread  # noqa: F401  (autouse: the int8 export runs a small network)
 
 NEVER_EXIT = [-np.inf, -np.inf, -np.inf]
 ALWAYS_EXIT = [np.inf, np.inf, np.inf]
@@ -216,8 +217,6 @@ def test_real_int8_files_escalate_like_the_converter_chain(tiny_bundle, tmp_path
     """int8 files on the board's cascade: the trunk tensor handed over in int8 (a copy or a table
     requantization) gives the logits of the converters' reference chain, which takes every
     boundary tensor through float."""
-    import torch
-
     from converters.quantize import export_int8
     from converters.tflite_chain import chain_from_manifest
     from device.bundle import Bundle, load_bundle
@@ -226,12 +225,7 @@ def test_real_int8_files_escalate_like_the_converter_chain(tiny_bundle, tmp_path
     net, _ = checkpoint.load(tiny_bundle.parents[1] / "checkpoint")
     images, _ = base.eval_set()
     images = images[:40]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a small network on a shared 2-core host: one thread is faster
-    try:
-        files = export_int8(net, images[:32], tmp_path)
-    finally:
-        torch.set_num_threads(threads)
+    files = export_int8(net, images[:32], tmp_path)
     manifest = {**base.manifest, "precisions": {"int8": {"trunk": files.trunk.name,
                                                          "subnets": [p.name for p in files.subnets]}}}
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))

@@ -60,6 +60,12 @@ def summary_rows(report: dict) -> list[list]:
     cache = report["cache"]
     rows.append(["escalation to subnet K: cache / recompute", cache["ratio"], "ratio (x)",
                  MEASURED, "ok" if cache["ratio"] <= 0.6 else "check: cache saves less than 40%"])
+    on_delegate = report["runtime"].get("on_delegate")  # absent in reports written before it was measured
+    if on_delegate and None not in on_delegate.values():
+        builtin = [name for name, delegated in on_delegate.items() if not delegated]
+        rows.append(["model files using a delegate (XNNPACK)", f"{len(on_delegate) - len(builtin)} of "
+                     f"{len(on_delegate)}", "files", MEASURED,
+                     "ok" if not builtin else "builtin kernels (slow) for " + ", ".join(builtin)])
     best = min(report["threads"], key=lambda t: t["full_ms"]["p50"])
     rows.append(["fastest thread count (all subnets)", best["threads"], "threads", MEASURED,
                  "ok" if best["threads"] == report["board"]["threads"]

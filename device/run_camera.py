@@ -27,9 +27,10 @@ from device.cascade import Cascade, CascadeError
 from device.daemon import run_loop
 from device.router import (BoardSensors, PolicyError, SensorSampler, ThermalLimits,
                            make_policy)
-from device.runtime import RUNTIMES, RuntimeUnavailable
+from device.runtime import RUNTIMES, RuntimeUnavailable, runs_on_delegate
 from device.sources import SourceError, open_source
 from device.telemetry import Telemetry, TelemetryError, open_log
+from device.threads import keep_faster
 from device.watchdog import SystemdNotifier
 
 STARTED = time.perf_counter()
@@ -83,7 +84,8 @@ def build_parser() -> Parser:
     p.add_argument("--policy", default="router", help="router (default), cascade, or fixed:K")
     p.add_argument("--runtime", choices=list(RUNTIMES), help="force a TFLite runtime (default: the "
                                                              "first installed of " + ", ".join(RUNTIMES) + ")")
-    p.add_argument("--threads", type=positive(int), help="interpreter threads (default: the board profile's)")
+    p.add_argument("--threads", type=positive(int), help="interpreter threads (default: the board profile's, "
+                                                         "unless one thread measures faster at start)")
     p.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
     p.add_argument("--board", help="board profile name or .toml path (default: detect)")
     p.add_argument("--show", action="store_true", help="overlay window (only where a display exists)")
@@ -122,12 +124,34 @@ def load_parts(args):
                              ThermalLimits(profile.soft_throttle_c, profile.hard_throttle_c), sampler)
         log_stream = open_log(args.log)
         source = open_source(args.source if args.source is not None else profile.camera, args.loop)
-        cascade = Cascade(bundle, runtime=args.runtime, threads=args.threads or profile.default_threads,
-                          precision=args.precision)
+        cascade = start_cascade(args, bundle, profile)
     except (BoardError, BundleError, PolicyError, TelemetryError, SourceError, RuntimeUnavailable,
             CascadeError) as exc:
         raise UsageError(str(exc)) from None
     return profile, bundle, budget, sampler, policy, log_stream, source, cascade
+
+
+def start_cascade(args, bundle, profile) -> Cascade:
+    """The cascade with --threads, or with the board profile's count when one thread is not
+    faster here (device/threads.py); the choice is logged with its timings, and so is any
+    model file that no delegate took (it runs on the slower builtin kernels)."""
+    log = logging.getLogger("dynedge")
+
+    def make(threads):
+        return Cascade(bundle, runtime=args.runtime, threads=threads, precision=args.precision)
+    if args.threads:
+        cascade = make(args.threads)
+    else:
+        cascade, timings = keep_faster(make, profile.default_threads)
+        if timings:
+            log.info("threads: %d (a frame through subnet %d took %s)", cascade.threads, cascade.num_subnets,
+                     ", ".join(f"{ms:.2f} ms on {n}" for n, ms in timings.items()))
+    builtin = [stage.path.name for stage in cascade.stages if runs_on_delegate(stage.interpreter) is False]
+    if builtin:
+        log.warning("no delegate (XNNPACK) took %s in %s: they run on the builtin kernels, which can "
+                    "be many times slower; `python device/profile.py` compares --precision and --runtime "
+                    "choices on this board", ", ".join(builtin), cascade.runtime_name)
+    return cascade
 
 
 def main(argv=None) -> int:

@@ -57,6 +57,8 @@ def test_json_has_every_section(report):
     assert all(0.0 <= s["accuracy"] <= 1.0 for s in data["subnets"])
     assert len(data["router_trace"]["latency_ms"]) == len(data["router_trace"]["exit_subnet"])
     assert data["memory"]["peak_rss_mib"] > 0
+    stages = ["trunk"] + [f"subnet_{i}" for i in range(1, k + 1)]
+    assert data["runtime"]["on_delegate"] == dict.fromkeys(stages, True)  # fp32: XNNPACK takes every file
     thermal = data["thermal"]
     assert thermal["sensor_available"] == (thermal["before_c"] is not None)
 
@@ -92,6 +94,7 @@ def test_plots_written_beside_the_report(report):
 def test_tflite_runtime_board_without_matplotlib(tiny_bundle, tmp_path_factory):
     data, out = quick_profile(tiny_bundle, tmp_path_factory.mktemp("tflrt"), TFLITE_RUNTIME_PYTHON)
     assert data["runtime"]["name"] == "tflite-runtime" and data["runtime"]["numpy"].startswith("1.")
+    assert all(data["runtime"]["on_delegate"].values())  # its XNNPACK takes fp32 files
     markdown = (out / "report.md").read_text()
     assert "python host/report.py --plots" in markdown
     assert not list(out.glob("*.png"))

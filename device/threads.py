@@ -2,8 +2,8 @@
 
 A pool helps only while its workers have cores to themselves. Where they do not (other
 services on the board, a shared VM), a worker that loses its core stalls every operator of a
-frame: on this project's 2-core x86 host, tflite-runtime 2.14 ran a frame through subnet K
-in 4.15 ms on 1 thread and 109 ms on 2 (the thread table of
+frame: on this project's 2-core x86 host, tflite-runtime 2.14 ran frames over 20 times slower
+on 2 threads than on 1 (the thread table of
 profiles/reports/x86_64/mobilenet-cifar10-fp32-tflite-runtime-1thread/report.md). So when the
 count comes from the board profile, the daemon times a few frames with it and with one
 thread before it starts, and keeps the faster.

@@ -392,14 +392,20 @@ class Cascade:
         self.costs.observe_frame(latencies)
         return Result(label, score, entropy, exit_k, tuple(latencies), cut)
 
-    def warm_up(self, rounds: int = 20) -> None:
-        """Run every stage `rounds` times on a blank image and take the nominal costs from all but
-        the first round (first invokes are slow); the deadline guard needs them from frame one."""
+    def warm_up(self, rounds: int = 20, max_seconds: float = 0.5) -> None:
+        """Run every stage up to `rounds` times on a blank image and take the nominal costs from
+        all but the first round (first invokes are slow); the deadline guard needs them from
+        frame one. After `max_seconds` it stops at the end of a round, once two rounds have run
+        (one measured): on a board where a frame takes tens of ms, twenty rounds would hold up
+        the first result by a second."""
         blank = np.zeros(self.input_shape, dtype=np.float32)
         samples = [[] for _ in self.stages]
+        started = self.clock()
         for round_ in range(rounds):
             seconds = [self.run_trunk(blank)] + [self.run_subnet(k)[2] for k in range(1, self.num_subnets + 1)]
             if round_ > 0 or rounds == 1:
                 for stage_samples, value in zip(samples, seconds):
                     stage_samples.append(value)
+            if round_ >= 1 and self.clock() - started >= max_seconds:
+                break
         self.costs.calibrate(samples)

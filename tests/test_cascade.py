@@ -73,6 +73,16 @@ def test_deadline_guard_answers_with_what_it_has():
     assert sum(full.stage_latencies) == pytest.approx(0.025)
 
 
+def test_warm_up_on_a_slow_board_stops_at_its_time_cap():
+    clock = FakeClock()
+    costs = {"trunk": 0.010, "subnet_1": 0.030, "subnet_2": 0.030, "subnet_3": 0.030}  # 100 ms a round
+    cascade = Cascade(fake_bundle(), threads=1, interpreter_factory=fake_factory(clock=clock, costs=costs),
+                      clock=clock)
+    cascade.warm_up(rounds=20, max_seconds=0.35)
+    assert cascade.invokes["trunk"] == 4  # rounds end at 0.1, 0.2, 0.3, 0.4 s: the cap stops the fourth
+    assert cascade.costs.nominal == pytest.approx([0.010, 0.030, 0.030, 0.030])
+
+
 def test_a_load_spike_during_warm_up_does_not_inflate_a_nominal_cost():
     from device.cascade import CostModel
     costs = CostModel(3)

@@ -290,8 +290,8 @@ def hand_over_s(cascade, inputs, exits):
     """Mean non-invoke seconds per frame of a bare loop over the same images and exits as a
     router run. It does only what the split bundle needs around the invokes: the tensor moves
     between interpreters (image into the trunk, trunk tensor and [f_1..f_{k-1}] into subnet k,
-    f_k out) and the call of each stage; no entropy, guard, router or log. Its own for loop
-    adds a fraction of a microsecond per frame."""
+    f_k out) and the call of each stage; no entropy, guard, router or log. Its own for loop is
+    counted in it too, so it slightly overstates the floor."""
     clock = time.perf_counter
     non_invoke = 0.0
     for x, exit_k in zip(inputs, exits):

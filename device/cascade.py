@@ -151,29 +151,32 @@ class _Port:
             np.copyto(out, self.array)
 
 
-def _hand_over(source: _Port, target: _Port, path, what: str, columns: slice = slice(None)):
-    """A zero-argument callable that moves one interpreter's output tensor into another's input
-    (into `columns` of its last axis: one f_j of a subnet's concatenated [f_1..f_{k-1}]).
+def _hand_over(source: _Port, target: _Port, path, what: str, columns: slice = slice(None)) -> list:
+    """Zero-argument callables, run in order, that move one interpreter's output tensor into
+    another's input (into `columns` of its last axis: one f_j of a subnet's [f_1..f_{k-1}]).
 
     A plain copy where both sides hold the same type and quantization; between two 8-bit
-    quantized tensors, a 256-entry requantization table applied in one np.take instead of
-    dequantizing to float and quantizing again (seven array passes where one does), or the
-    plain copy when that table maps every code to itself (two files' scales of one tensor often
-    differ in the last float bits).
+    quantized tensors, a 256-entry requantization table applied with np.take instead of
+    dequantizing to float and quantizing again (seven array passes), or the plain copy when
+    that table maps every code to itself (two files' scales of one tensor often differ in the
+    last float bits). np.take wants intp indices and would allocate them on every call from
+    the codes, so the codes are first copied into an index buffer allocated here, once.
     """
     out = target.array[..., columns]
     if out.shape != source.shape:
         raise CascadeError(f"{path}: takes a {what} of shape {out.shape}, it is given {source.shape}")
     if (source.dtype, source.scale, source.zero_point) == (target.dtype, target.scale, target.zero_point):
-        return functools.partial(np.copyto, out, source.array)
+        return [functools.partial(np.copyto, out, source.array)]
     if source.quantized and target.quantized and source.dtype.itemsize == 1:
         codes = np.arange(256, dtype=np.uint8).view(source.dtype)  # every code, indexed by its bit pattern
         values = (codes.astype(np.float64) - source.zero_point) * source.scale
         limits = np.iinfo(target.dtype)
         table = np.clip(np.rint(values / target.scale + target.zero_point), limits.min, limits.max).astype(target.dtype)
         if source.dtype == target.dtype and np.array_equal(table, codes):
-            return functools.partial(np.copyto, out, source.array)
-        return functools.partial(np.take, table, source.array.view(np.uint8), out=out, mode="clip")
+            return [functools.partial(np.copyto, out, source.array)]
+        indices = np.empty(source.shape, dtype=np.intp)
+        return [functools.partial(np.copyto, indices, source.array.view(np.uint8)),
+                functools.partial(np.take, table, indices, out=out, mode="clip")]
     raise CascadeError(f"{path}: takes a {target.dtype} {what} that is given as {source.dtype}; "
                        f"export every file of a bundle at one precision")
 
@@ -313,15 +316,16 @@ class Cascade:
         """Check each subnet's inputs against what feeds them; prepare the copies each step makes."""
         wiring = []
         for k, stage in enumerate(self.subnets, start=1):
-            load = [_hand_over(self._trunk_out, stage.port("input", "args_0"), stage.path, "trunk tensor")]
+            load = _hand_over(self._trunk_out, stage.port("input", "args_0"), stage.path, "trunk tensor")
             if k > 1:
                 cached_in = stage.port("input", "args_1")
                 if cached_in.shape != (1, self.cache.prefix_width(k)):
                     raise CascadeError(f"{stage.path}: takes cached features {cached_in.shape}, "
                                        f"[f_1..f_{k - 1}] is {(1, self.cache.prefix_width(k))}")
                 offsets = self.cache.offsets
-                load += [_hand_over(self.subnets[j - 1].port("output", "output_0"), cached_in, stage.path,
-                                    f"f_{j}", slice(offsets[j - 1], offsets[j])) for j in range(1, k)]
+                for j in range(1, k):
+                    load += _hand_over(self.subnets[j - 1].port("output", "output_0"), cached_in, stage.path,
+                                       f"f_{j}", slice(offsets[j - 1], offsets[j]))
             logits_out = stage.port("output", "output_1")
             store = (functools.partial(logits_out.read, self.cache.logits[k - 1]),) if logits_out.quantized else ()
             wiring.append(_Wiring(stage, tuple(load), store))

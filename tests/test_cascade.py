@@ -211,12 +211,13 @@ def test_int8_hand_over_requantizes_without_a_float_round_trip():
     source_interp = Int8Tensors()
     source = int8_port(source_interp, 0.1, -5)
     same, other = Int8Tensors(), Int8Tensors()
-    copy = _hand_over(source, int8_port(same, 0.1 * (1 + 1e-7), -5), "subnet_1", "x")  # one tensor, two files' rounding
-    requantize = _hand_over(source, int8_port(other, 0.25, 7), "subnet_2", "x")
+    (copy,) = _hand_over(source, int8_port(same, 0.1 * (1 + 1e-7), -5), "subnet_1", "x")  # one tensor, two files' rounding
+    to_indices, requantize = _hand_over(source, int8_port(other, 0.25, 7), "subnet_2", "x")
     assert copy.func is np.copyto and requantize.func is np.take
     for chunk in codes.reshape(-1, 4):
         source_interp.raw[0] = chunk
         copy()
+        to_indices()
         requantize()
         assert same.raw.tolist() == [chunk.tolist()]
         expected = np.clip(np.rint((chunk.astype(np.float64) + 5) * 0.1 / 0.25 + 7), -128, 127)

@@ -87,9 +87,9 @@ def tflite_runtime_top1(work: Path, exported: dict, images: np.ndarray, labels: 
     top1 = {}
     for name in exported:
         subprocess.run([str(TFLRT_PYTHON), str(REPO / "converters" / "tflite_chain.py"), str(work),
-                        str(work / "images.npy"), str(work / "logits.npy"), "--runtime", "tflite_runtime",
+                        str(work / "images.npy"), str(work / "outputs.npz"), "--runtime", "tflite_runtime",
                         "--precision", name], check=True, capture_output=True)
-        top1[name] = float((np.load(work / "logits.npy")[-1].argmax(-1) == labels).mean())
+        top1[name] = float((np.load(work / "outputs.npz")["logits"][-1].argmax(-1) == labels).mean())
     return top1
 
 

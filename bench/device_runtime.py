@@ -263,7 +263,7 @@ def bench_overhead(bundle, frames, inputs, threads, seconds):
     measured twice: in wall time, and in this thread's CPU time (with one interpreter thread the
     invokes run on it), which leaves out time spent preempted by other processes on a shared
     host. Each wall-time run is then replayed by a bare loop (hand_over_s)."""
-    out = {"includes": "cache copies, entropy, deadline guard, cost model, router update, JSON line to an "
+    out = {"includes": "cache copies, exit decisions, deadline guard, cost model, router update, JSON line to an "
                        "in-memory log"}
     for precision in bundle.precisions():
         clocks = {"wall": time.perf_counter}
@@ -289,14 +289,16 @@ def bench_overhead(bundle, frames, inputs, threads, seconds):
 def hand_over_s(cascade, inputs, exits):
     """Mean non-invoke seconds per frame of a bare loop over the same images and exits as a
     router run. It does only what the split bundle needs around the invokes: the tensor moves
-    between interpreters (image into the trunk, trunk tensor and [f_1..f_{k-1}] into subnet k,
-    f_k out) and the call of each stage; no entropy, guard, router or log. Its own for loop is
-    counted in it too, so it slightly overstates the floor."""
+    between interpreters (trunk tensor and [f_1..f_{k-1}] into subnet k) and the call of each
+    stage; no guard, exit decision, router or log. The image is placed in the trunk's input
+    untimed, as the daemon's preprocessing writes it there. Its own for loop is counted in it
+    too, so it slightly overstates the floor."""
     clock = time.perf_counter
     non_invoke = 0.0
     for x, exit_k in zip(inputs, exits):
+        np.copyto(cascade.input, x)
         start = clock()
-        invokes = cascade.run_trunk(x)
+        invokes = cascade.run_trunk(cascade.input)
         for k in range(1, exit_k + 1):
             invokes += cascade.step(k)
         non_invoke += clock() - start - invokes
@@ -459,7 +461,7 @@ def report_md(r, command):
         "loop takes them. overhead = loop time - invokes - preprocessing: " + o["includes"] + ". Wall time "
         "also counts the time the process sat preempted outside an invoke; CPU time does not. Hand-over: "
         "the non-invoke time of a bare loop over the same images and exits that only moves the tensors "
-        "between interpreters and calls each stage (no entropy, guard, router or log); rest = overhead - "
+        "between interpreters and calls each stage (no exit decision, guard, router or log); rest = overhead - "
         "hand-over.", "",
         "| precision | clock | frames | mean frame ms | overhead us | overhead / frame | hand-over us | rest / frame |",
         "|---|---|---|---|---|---|---|---|",

@@ -32,8 +32,27 @@ class TrunkExport(nn.Module):
         return self.trunk(image_nhwc.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
+class ExitStatistics(nn.Module):
+    """logits (1, classes) -> (1, 3) float: [softmax entropy in nats, top-1 probability, top-1 class].
+
+    The board decides every exit on the entropy and answers with the other two. Inside the
+    subnet file they are a few builtin ops of the invoke; computed in Python after the invoke,
+    whose weights have just evicted the Python interpreter's code and data from the CPU caches,
+    they were one of the largest parts of the board loop's own cost. The formula is
+    device.entropy.softmax_entropy's. The int8 quantizer leaves this module in float
+    (converters.quantize).
+    """
+
+    def forward(self, logits):
+        log_p = torch.log_softmax(logits, dim=-1)
+        p = torch.exp(log_p)
+        return torch.cat([-(p * log_p).sum(dim=-1, keepdim=True), p.amax(dim=-1, keepdim=True),
+                          logits.argmax(dim=-1, keepdim=True).to(torch.float32)], dim=-1)
+
+
 class SubnetExport(nn.Module):
-    """subnet_k.tflite: (trunk tensor NHWC, cached [f_1..f_{k-1}]) -> (f_k, logits_k) via net.subnet_step.
+    """subnet_k.tflite: (trunk tensor NHWC, cached [f_1..f_{k-1}]) -> (f_k, logits_k, exit statistics)
+    via net.subnet_step and ExitStatistics.
 
     Only branch k and the head are reached, so the converter keeps no other branch's weights.
     """
@@ -42,9 +61,11 @@ class SubnetExport(nn.Module):
         super().__init__()
         self.net = net
         self.k = k
+        self.exit_statistics = ExitStatistics()
 
     def forward(self, trunk_nhwc, cached=None):
-        return self.net.subnet_step(trunk_nhwc.permute(0, 3, 1, 2), cached, self.k)
+        f_k, logits = self.net.subnet_step(trunk_nhwc.permute(0, 3, 1, 2), cached, self.k)
+        return f_k, logits, self.exit_statistics(logits)
 
 
 class MonolithExport(nn.Module):

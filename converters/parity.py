@@ -3,8 +3,9 @@
 Every file is run in ai-edge-litert the way the board runs it (trunk, then subnet k on the
 cached trunk tensor and TFLite's own f_1..f_{k-1}) and compared with PyTorch:
 max abs logit difference, top-1 agreement, and agreement of the cascade's exit decision at the
-calibrated router setting. trunk.tflite is judged by feeding its tensor to PyTorch's subnets,
-so a trunk fault is named as such and not blamed on subnet_1.
+calibrated router setting, taken as the board takes it: from the entropy each subnet file
+computes itself (its exit statistics output). trunk.tflite is judged by feeding its tensor to
+PyTorch's subnets, so a trunk fault is named as such and not blamed on subnet_1.
 """
 from dataclasses import dataclass
 
@@ -88,17 +89,19 @@ def measure(net, chain: Chain, images: np.ndarray, labels: np.ndarray, exit_thre
     if len(images) < MIN_PARITY_IMAGES:
         raise ValueError(f"parity needs >= {MIN_PARITY_IMAGES} test images, got {len(images)}")
     reference = reference or torch_reference(net, images)
-    trunk_tfl, logits_tfl = chain.run(images)
+    trunk_tfl, logits_tfl, stats_tfl = chain.run(images)
     ref_exit = cascade_exits(reference.logits, exit_thresholds)
-    got_exit = cascade_exits(logits_tfl, exit_thresholds)
+    got_exit = exit_subnets(stats_tfl[..., 0], exit_thresholds)
 
     via_trunk = torch_logits_from_trunk(net, trunk_tfl)
     files = {chain.trunk.path.name: {
         **compare(reference.logits[-1], via_trunk[-1], labels),
         "exit_agreement": float((cascade_exits(via_trunk, exit_thresholds) == ref_exit).mean()),
     }}
+    ref_entropy = softmax_entropy(reference.logits)
     for k, subnet in enumerate(chain.subnets):
         figures = compare(reference.logits[k], logits_tfl[k], labels)
+        figures["max_abs_entropy_diff"] = float(np.abs(stats_tfl[k, :, 0] - ref_entropy[k]).max())
         # does the cascade decide "answer at subnet k+1" for the same images as PyTorch?
         figures["exit_agreement"] = float(((got_exit == k) == (ref_exit == k)).mean())
         files[subnet.path.name] = figures

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from converters.export import ExportedFiles, SubnetExport, TrunkExport, convert_module
+from converters.export import ExitStatistics, ExportedFiles, SubnetExport, TrunkExport, convert_module
 
 INT8_SUFFIX = "_int8"
 
@@ -50,7 +50,7 @@ def calibration_inputs(net, images: np.ndarray) -> dict:
             inputs[f"subnet_{k}"] = [(t[None],) for t in trunk]
         else:
             inputs[f"subnet_{k}"] = [(t[None], c[None]) for t, c in zip(trunk, cached)]
-        f_k, _ = SubnetExport(net, k)(trunk, cached)
+        f_k = SubnetExport(net, k)(trunk, cached)[0]
         cached = f_k if cached is None else torch.cat([cached, f_k], dim=1)
     return inputs
 
@@ -61,8 +61,12 @@ def quantize_module(module, samples: list, path: Path, name: str, per_channel: b
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e import quantize_pt2e
 
+    # torch.export records module types as "module.QualName" strings, which the quantizer's
+    # module-type filter compares against: the exit statistics stay float (an int8 entropy
+    # saturated at its calibrated range).
     quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
-        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=per_channel))
+        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=per_channel)).set_module_type(
+        f"{ExitStatistics.__module__}.{ExitStatistics.__qualname__}", None)
     graph = torch.export.export(module.eval(), samples[0], strict=True).module()
     graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
     with torch.no_grad():

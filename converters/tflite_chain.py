@@ -4,13 +4,14 @@ The host uses it (ai-edge-litert) for parity and latency; the compatibility chec
 file as a script under tflite-runtime 2.14 with numpy 1.26, which is why it imports neither
 torch nor anything from this repository:
 
-    .venv-tflrt/bin/python converters/tflite_chain.py MODEL_DIR IMAGES.npy LOGITS.npy \
+    .venv-tflrt/bin/python converters/tflite_chain.py MODEL_DIR IMAGES.npy OUTPUTS.npz \
         --runtime tflite_runtime --precision fp32
 """
 import argparse
 import json
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -64,6 +65,14 @@ def tensor_io(detail: dict) -> tuple:
     return detail["index"], np.dtype(detail["dtype"]).type, float(scale), int(zero)
 
 
+class ChainOutputs(NamedTuple):
+    """What the files compute for N images: trunk tensors (N, h, w, C), logits (K, N, classes)
+    and the subnets' exit statistics (K, N, 3): [softmax entropy, top-1 probability, top-1 class]."""
+    trunk: np.ndarray
+    logits: np.ndarray
+    exit_stats: np.ndarray
+
+
 class Chain:
     """trunk + subnets as the board runs them: subnet k reads the trunk tensor and cached [f_1..f_{k-1}]."""
 
@@ -72,23 +81,21 @@ class Chain:
         self.subnets = [TFLiteFile(p, runtime, threads) for p in subnets]
 
     def run_image(self, image: np.ndarray) -> tuple:
-        """(trunk tensor, [logits_1..logits_K]) for one (1, H, W, 3) float32 image, escalating to K."""
+        """(trunk tensor, [logits_k], [exit statistics_k]) for one (1, H, W, 3) float32 image, escalating to K."""
         (t,) = self.trunk(image)
-        cached, logits = None, []
+        cached, logits, stats = None, [], []
         for k, subnet in enumerate(self.subnets, start=1):
-            f_k, out = subnet(t) if k == 1 else subnet(t, cached)
+            f_k, out, exit_stats = subnet(t) if k == 1 else subnet(t, cached)
             cached = f_k if cached is None else np.concatenate([cached, f_k], axis=1)
             logits.append(out[0])
-        return t[0], logits
+            stats.append(exit_stats[0])
+        return t[0], logits, stats
 
-    def run(self, images: np.ndarray) -> tuple:
-        """(trunk tensors (N, h, w, C), logits (K, N, classes)) for uint8 or float images (N, H, W, 3)."""
-        trunks, logits = [], []
-        for image in images:
-            t, per_subnet = self.run_image(image[None].astype(np.float32))
-            trunks.append(t)
-            logits.append(per_subnet)
-        return np.stack(trunks), np.stack(logits, axis=1)
+    def run(self, images: np.ndarray) -> ChainOutputs:
+        """The chain on uint8 or float images (N, H, W, 3), one image at a time."""
+        per_image = [self.run_image(image[None].astype(np.float32)) for image in images]
+        trunks, logits, stats = zip(*per_image)
+        return ChainOutputs(np.stack(trunks), np.stack(logits, axis=1), np.stack(stats, axis=1))
 
     def latency_ms(self, image: np.ndarray, repeats: int = 50, warmup: int = 5) -> dict:
         """Median ms of each file on cached inputs, plus the whole chain to K ('cascade')."""
@@ -99,7 +106,7 @@ class Chain:
         for k, subnet in enumerate(self.subnets, start=1):
             args = (t,) if k == 1 else (t, cached)
             calls[subnet.path.name] = (subnet, args)
-            f_k, _ = subnet(*args)
+            f_k = subnet(*args)[0]
             cached = f_k if cached is None else np.concatenate([cached, f_k], axis=1)
         calls["cascade"] = (self.run_image, (image,))
         return {name: median_ms(fn, args, repeats, warmup) for name, (fn, args) in calls.items()}
@@ -128,13 +135,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("images", type=Path, help=".npy of (N, H, W, 3) images")
-    parser.add_argument("out", type=Path, help=".npy to write logits (K, N, classes) to")
+    parser.add_argument("out", type=Path, help=".npz to write logits (K, N, classes) and exit_stats (K, N, 3) to")
     parser.add_argument("--runtime", default="tflite_runtime", choices=["ai_edge_litert", "tflite_runtime"])
     parser.add_argument("--precision", default="fp32")
     args = parser.parse_args()
     chain = chain_from_manifest(args.model_dir, args.precision, args.runtime)
-    _, logits = chain.run(np.load(args.images, allow_pickle=False))
-    np.save(args.out, logits)
+    outputs = chain.run(np.load(args.images, allow_pickle=False))
+    np.savez(args.out, logits=outputs.logits, exit_stats=outputs.exit_stats)
 
 
 if __name__ == "__main__":

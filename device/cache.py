@@ -10,17 +10,18 @@ import numpy as np
 
 
 class FeatureCache:
-    """The trunk tensor, [f_1..f_K] and each subnet's logits as float32.
+    """The trunk tensor, [f_1..f_K], and each subnet's logits and exit statistics.
 
     Tensors come in the type their interpreter gives (float32, or int8 in an int8 bundle);
-    logits[k - 1] is a float subnet's own output, or a float32 buffer a quantized one is read into.
+    exit statistics are always float32 [[entropy, top-1 probability, top-1 class]].
     """
 
-    def __init__(self, trunk: np.ndarray, features: list, logits: list):
+    def __init__(self, trunk: np.ndarray, features: list, logits: list, exit_stats: list):
         self.trunk = trunk
         self.features = features  # features[k - 1]: f_k, (1, D_k)
         self.offsets = np.concatenate([[0], np.cumsum([f.shape[1] for f in features])]).astype(int)
         self.logits = logits
+        self.exit_stats = exit_stats
         self.filled = 0  # subnets whose f_k belongs to the current frame
 
     def new_frame(self) -> None:

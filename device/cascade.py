@@ -2,24 +2,25 @@
 
 A frame runs the trunk, then subnet 1; it stops at the first subnet whose softmax entropy is
 at or under that subnet's threshold, else escalates to the next subnet, which reads the
-cached trunk tensor and [f_1..f_{k-1}] instead of recomputing them. Before escalating, the
-deadline guard compares the time spent plus the next subnet's measured cost with the
-deadline and, when it would pass, answers with what it has.
+cached trunk tensor and [f_1..f_{k-1}] instead of recomputing them. Each subnet file computes
+its own entropy, top-1 probability and class (its exit statistics output), so a decision
+reads one number. Before escalating, the deadline guard compares the time spent plus the next
+subnet's measured cost with the deadline and, when it would pass, answers with what it has.
 
 Every interpreter is wrapped in a Stage that resolves its signature tensors by name
-(args_0/args_1 in, output_0/output_1 out) and counts invokes; the CostModel learns each
-stage's cost from the frames infer() answers. device/profile.py reuses run_trunk/run_subnet
+(args_0/args_1 in, output_0/output_1/output_2 out) and counts invokes; the CostModel learns
+each stage's cost from the frames infer() answers. device/profile.py reuses run_trunk/run_subnet
 to time stages one by one.
 
 Between invokes a frame runs Python, and each invoke has just evicted that Python's code
 and data from the CPU caches, so every operation there costs several times its warm cost.
 A subnet step therefore runs prepared copies (functools.partial over np.copyto, no Python
-frame), float outputs are read where the interpreter wrote them, and the cost model learns
-once per frame, after the answer.
+frame), outputs are read where the interpreter wrote them, the softmax runs inside the subnet
+files, the daemon preprocesses straight into the trunk's input (Cascade.input), and the cost
+model learns once per frame, after the answer.
 """
 import ctypes
 import functools
-import math
 import os
 import time
 from typing import NamedTuple
@@ -27,7 +28,6 @@ from typing import NamedTuple
 import numpy as np
 
 from device.cache import FeatureCache
-from device.entropy import softmax_summary
 from device.runtime import interpreter_factory as default_factory
 
 
@@ -67,18 +67,19 @@ class CostModel:
         self._rate = [self.alpha * cost / heaviest for cost in nominal]  # each stage's EMA weight
 
     def observe_frame(self, latencies) -> None:
-        """Learn from one frame: latencies[i] is stage i's seconds (trunk, subnet 1, ...)."""
-        for stage, seconds in enumerate(latencies):
-            self.observe(stage, seconds)
-
-    def observe(self, stage: int, seconds: float) -> None:
-        if self.nominal[stage] <= 0.0:
-            self._set_nominal(self.nominal[:stage] + [seconds] + self.nominal[stage + 1:])
+        """Learn from one frame: latencies[i] is stage i's seconds (trunk, subnet 1, ...). It runs
+        on every frame, hence the locals. A frame that reaches a stage not measured yet (no
+        warm-up) only sets nominal costs: the slowdown learns from the frames after it."""
+        if 0.0 in self.nominal[:len(latencies)]:
+            self._set_nominal([cost or seconds for cost, seconds in zip(self.nominal, latencies)]
+                              + self.nominal[len(latencies):])
             return
-        ratio = min(seconds / self.nominal[stage], self.max_ratio)
-        rate = self._rate[stage]
-        self.deviation += rate * (abs(ratio - self.slowdown) - self.deviation)
-        self.slowdown += rate * (ratio - self.slowdown)
+        slowdown, deviation, max_ratio = self.slowdown, self.deviation, self.max_ratio
+        for seconds, nominal, rate in zip(latencies, self.nominal, self._rate):
+            ratio = min(seconds / nominal, max_ratio)
+            deviation += rate * (abs(ratio - slowdown) - deviation)
+            slowdown += rate * (ratio - slowdown)
+        self.slowdown, self.deviation = slowdown, deviation
 
     def predict(self, stage: int) -> float:
         """A cautious estimate: nominal x (slowdown + `spread` deviations); 0 before any measurement."""
@@ -182,10 +183,9 @@ def _hand_over(source: _Port, target: _Port, path, what: str, columns: slice = s
 
 
 class _Wiring(NamedTuple):
-    """What one subnet step runs: its stage and the prepared copies around its invoke."""
+    """What one subnet step runs: its stage and the prepared copies before its invoke."""
     stage: "Stage"
     load: tuple          # callables: the trunk tensor, then f_1..f_{k-1}, into its inputs
-    store: tuple         # callables: quantized logits -> float32 (empty for a float subnet)
 
 
 def _signature_details(interpreter) -> tuple[dict, dict]:
@@ -282,6 +282,9 @@ class Cascade:
         self._input = self.trunk.port("input", "args_0")
         self._trunk_out = self.trunk.port("output", "output_0")
         self.input_shape = self._input.shape
+        # Preprocess into this and pass it to infer(): it is the trunk's own input buffer unless
+        # that is quantized, which saves a copy per frame.
+        self.input = np.zeros(self.input_shape, np.float32) if self._input.quantized else self._input.array
         self.costs = CostModel(1 + len(self.subnets))  # stage 0 is the trunk, k is subnet k
         self.cache = self._build_cache(len(bundle.labels))
         self._wiring = self._wire_subnets()
@@ -300,17 +303,25 @@ class Cascade:
         return {s.name: s.invokes for s in self.stages}
 
     def _build_cache(self, num_classes: int) -> FeatureCache:
-        """The cache over the interpreters' own output buffers; a float32 buffer of ours only
-        for a quantized subnet's logits, which the exit decision reads as float."""
-        features, logits = [], []
+        """The cache over the interpreters' own output buffers."""
+        features, logits, exit_stats = [], [], []
         for stage in self.subnets:
             f_out, logits_out = stage.port("output", "output_0"), stage.port("output", "output_1")
             if len(f_out.shape) != 2 or f_out.shape[0] != 1 or logits_out.shape != (1, num_classes):
                 raise CascadeError(f"{stage.path}: outputs (f_k {f_out.shape}, logits {logits_out.shape}) do not "
                                    f"fit (1, D) and (1, {num_classes})")
+            if "output_2" not in stage.outputs:
+                raise CascadeError(f"{stage.path}: has no exit statistics output (output_2), which bundle format "
+                                   f"3 subnet files have; rebuild the bundle with host/build.py")
+            stats_out = stage.outputs["output_2"]
+            if stats_out.shape != (1, 3) or stats_out.dtype != np.float32:
+                raise CascadeError(f"{stage.path}: exit statistics (output_2) are "
+                                   f"{stats_out.dtype}{list(stats_out.shape)}, not float32 [1, 3]; "
+                                   f"rebuild the bundle with host/build.py")
             features.append(f_out.array)
-            logits.append(np.zeros((1, num_classes), np.float32) if logits_out.quantized else logits_out.array)
-        return FeatureCache(self._trunk_out.array, features, logits)
+            logits.append(logits_out.array)
+            exit_stats.append(stats_out.array)
+        return FeatureCache(self._trunk_out.array, features, logits, exit_stats)
 
     def _wire_subnets(self) -> list:
         """Check each subnet's inputs against what feeds them; prepare the copies each step makes."""
@@ -326,19 +337,19 @@ class Cascade:
                 for j in range(1, k):
                     load += _hand_over(self.subnets[j - 1].port("output", "output_0"), cached_in, stage.path,
                                        f"f_{j}", slice(offsets[j - 1], offsets[j]))
-            logits_out = stage.port("output", "output_1")
-            store = (functools.partial(logits_out.read, self.cache.logits[k - 1]),) if logits_out.quantized else ()
-            wiring.append(_Wiring(stage, tuple(load), store))
+            wiring.append(_Wiring(stage, tuple(load)))
         return wiring
 
     def run_trunk(self, image: np.ndarray) -> float:
-        """Run the trunk on one preprocessed image (the trunk's input shape); returns its seconds."""
+        """Run the trunk on one preprocessed image (the trunk's input shape; no copy when it is
+        `self.input`); returns its seconds."""
         self.cache.new_frame()
-        self._input.write(image)
+        if image is not self._input.array:
+            self._input.write(image)
         return self.trunk.invoke()
 
     def run_subnet(self, k: int) -> tuple[np.ndarray, float, float]:
-        """Run subnet k (1-based) on the cached tensors; returns (logits view, entropy, seconds).
+        """Run subnet k (1-based) on the cached tensors; returns (float32 logits, entropy, seconds).
 
         Subnets 1..k-1 must have run on the current frame: their features are its input.
         """
@@ -347,27 +358,32 @@ class Cascade:
         if self.cache.filled < k - 1:
             raise ValueError(f"subnet {k} needs f_1..f_{k - 1} of this frame; run subnets in order")
         seconds = self.step(k)
-        return self.cache.logits[k - 1], self.softmax_stats(k)[0], seconds
+        return self.logits(k), self.exit_statistics(k)[0], seconds
 
     def step(self, k: int) -> float:
         """Subnet k's invoke with its tensors moved through the cache, unchecked (run_subnet checks
         the order); returns its seconds."""
-        stage, load, store = self._wiring[k - 1]
+        stage, load = self._wiring[k - 1]
         for copy in load:
             copy()
         seconds = stage.invoke()
-        for copy in store:
-            copy()
         self.cache.filled = k
         return seconds
 
-    def softmax_stats(self, k: int) -> tuple[float, float]:
-        """(entropy in nats, top-1 probability) of subnet k's cached logits."""
-        return self._decision(k)[:2]
+    def exit_statistics(self, k: int) -> tuple[float, float, int]:
+        """(softmax entropy in nats, top-1 probability, top-1 class) of subnet k's last run, as its
+        file computed them."""
+        entropy, top1, label = self.cache.exit_stats[k - 1][0].tolist()
+        return entropy, top1, int(label)
 
-    def _decision(self, k: int) -> tuple[float, float, int]:
-        """(entropy, top-1 probability, label) of subnet k's cached logits."""
-        return softmax_summary(self.cache.logits[k - 1][0].tolist())
+    def logits(self, k: int) -> np.ndarray:
+        """Subnet k's logits (1, classes) as float32: its own output buffer, or a dequantized copy."""
+        port = self.subnets[k - 1].outputs["output_1"]
+        if not port.quantized:
+            return port.array
+        out = np.empty(port.shape, np.float32)
+        port.read(out)
+        return out
 
     def infer(self, image: np.ndarray, thresholds, deadline_s: float | None = None) -> Result:
         """The cascade on one image: exit at the first subnet with entropy <= its threshold.
@@ -380,19 +396,17 @@ class Cascade:
         latencies = [self.run_trunk(image)]
         cut = False
         last = self.num_subnets
+        exit_stats = self.cache.exit_stats
         for k in range(1, last + 1):
             if k > 1 and deadline_s is not None:
                 if self.clock() - start + self.costs.predict(k) > deadline_s:
                     cut = True
                     break
             latencies.append(self.step(k))
-            decision = None
-            if k < last and thresholds[k - 1] > -math.inf:  # no entropy needed where no exit is allowed
-                decision = self._decision(k)
-                if decision[0] <= thresholds[k - 1]:
-                    break
+            if k < last and exit_stats[k - 1].item(0) <= thresholds[k - 1]:
+                break
         exit_k = self.cache.filled
-        entropy, score, label = decision or self._decision(exit_k)  # the log wants the answer's entropy
+        entropy, score, label = self.exit_statistics(exit_k)
         self.costs.observe_frame(latencies)
         return Result(label, score, entropy, exit_k, tuple(latencies), cut)
 

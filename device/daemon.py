@@ -9,8 +9,6 @@ import threading
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
 from device.preprocess import frame_to_input
 from device.router import Reading
 
@@ -32,7 +30,7 @@ class LoopStats:
 
     @property
     def overhead_s(self) -> float:
-        """Everything but invokes and preprocessing: cache copies, entropy, router, telemetry."""
+        """Everything but invokes and preprocessing: cache copies, exit decisions, router, telemetry."""
         return self.loop_s - self.preprocess_s - self.invoke_s
 
 
@@ -46,7 +44,7 @@ def run_loop(source, cascade, policy, telemetry, sampler=None, stop: threading.E
     """
     stop = stop or threading.Event()
     size = cascade.input_shape[1]
-    image = np.zeros(cascade.input_shape, dtype=np.float32)  # the preprocessed frame, reused
+    image = cascade.input  # preprocessed in place: the trunk's own input buffer
     stats = LoopStats()
     started = clock()
     frame_id = 0

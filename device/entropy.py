@@ -7,7 +7,6 @@ and stores it as a curve of points, cheapest last; the control value q in [0, 1]
 point: q = 0 the most accurate setting, q = 1 subnet 1 always. Host calibration and the board
 router both use these functions.
 """
-import math
 
 import numpy as np
 
@@ -21,21 +20,6 @@ def softmax_entropy(logits: np.ndarray) -> np.ndarray:
     s = e.sum(axis=-1, keepdims=True)
     p = e / s
     return np.log(s[..., 0]) - (p * z).sum(axis=-1)
-
-
-def softmax_summary(logits: list) -> tuple[float, float, int]:
-    """(entropy in nats, top-1 probability, top-1 index) of softmax(logits), logits a list of floats.
-
-    The formula of softmax_entropy in float64 on plain floats: for a handful of
-    classes, each numpy call costs more than the whole sum, and this runs once or more per frame.
-    """
-    top = max(logits)
-    total = weighted = 0.0
-    for x in logits:
-        e = math.exp(x - top)
-        total += e
-        weighted += e * (x - top)
-    return math.log(total) - weighted / total, 1.0 / total, logits.index(top)
 
 
 def entropy_quantiles(entropies: np.ndarray) -> np.ndarray:

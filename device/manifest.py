@@ -20,7 +20,8 @@ model/manifest.json (JSON, nothing executed or unpickled):
                                    "subnets": ["subnet_1.tflite", ...],
                                    "parity": {<file>: {"max_abs_logit_diff",
                                               "top1_agreement", "exit_agreement",
-                                              "top1"}}}
+                                              "top1", "max_abs_entropy_diff"
+                                              (subnet files)}}}
   files                         {<path relative to model/>: {"sha256", "bytes"}}
                                 (every file the bundle ships under model/, the eval set too)
   router                        {"control": "frontier", "initial", "floor",
@@ -35,11 +36,14 @@ model/manifest.json (JSON, nothing executed or unpickled):
                                 "images" (N, H, W, 3) uint8 RGB and "labels" (N,) int64.
 
 Subnet k's TFLite file takes (trunk tensor, features [f_1..f_{k-1}]) and returns
-(f_k, logits_k) with signature inputs "args_0", "args_1" and outputs "output_0",
-"output_1"; subnet 1 takes the trunk tensor alone ("args_0").
+(f_k, logits_k, exit statistics) with signature inputs "args_0", "args_1" and outputs
+"output_0", "output_1", "output_2"; subnet 1 takes the trunk tensor alone ("args_0"). The
+exit statistics are float32 (1, 3): [softmax entropy in nats, top-1 probability, top-1 class
+index] of logits_k, computed inside the file so that the board's exit decision and answer
+read three numbers.
 """
 FORMAT_NAME = "dynedge-bundle"
-FORMAT_VERSION = 2  # 2: the router curve carries per-subnet exit levels
+FORMAT_VERSION = 3  # 2: the router curve carries per-subnet exit levels; 3: subnet files output exit statistics
 MANIFEST_NAME = "manifest.json"
 
 REQUIRED_KEYS = (

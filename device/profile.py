@@ -166,10 +166,10 @@ def run_interleaved(runs: list, bundle, frames, labels, count: int) -> list[dict
 
 
 def feed(cascade, frames):
-    """A function i -> preprocessed input of frame i (one reused buffer, as the daemon does)."""
-    buffer = np.zeros(cascade.input_shape, dtype=np.float32)
+    """A function i -> preprocessed input of frame i, written into the cascade's input buffer as
+    the daemon does."""
     size = cascade.input_shape[1]
-    return lambda i: frame_to_input(frames[i % len(frames)], size, buffer)
+    return lambda i: frame_to_input(frames[i % len(frames)], size, cascade.input)
 
 
 def stage_latencies(cascade, inputs, runs: int) -> tuple[list, list[list]]:

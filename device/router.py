@@ -111,8 +111,7 @@ class FixedPolicy:
             raise PolicyError(f"policy fixed:{k}: the bundle has subnets 1..{num_subnets}; "
                               f"accepted forms: {POLICY_FORMS}")
         self.name = f"fixed:{k}"
-        self.thresholds = np.full(num_subnets, np.inf)
-        self.thresholds[: k - 1] = -np.inf
+        self.thresholds = [-math.inf] * (k - 1) + [math.inf] * (num_subnets - k + 1)
         self.control = None
         self.deadline_s = None
 
@@ -126,7 +125,7 @@ class CascadePolicy(FixedPolicy):
     def __init__(self, table: np.ndarray, control: float):
         self.name = "cascade"
         self.control = float(control)
-        self.thresholds = table[control_row(self.control, len(table))]
+        self.thresholds = table[control_row(self.control, len(table))].tolist()
         self.deadline_s = None
 
 
@@ -141,7 +140,8 @@ class Router:
         """`table`: (P, K) thresholds, one row per calibrated curve point (Bundle.control_table)."""
         if budget_s <= 0:
             raise ValueError(f"budget must be > 0 s, got {budget_s}")
-        rows = list(table)  # a list of arrays made once: the per-frame lookup is an index
+        rows = table.tolist()  # lists of floats, made once: the per-frame lookup is an index, each
+        # threshold a float the cascade compares without making a numpy scalar
         self._table = [rows[control_row(step / CONTROL_STEPS, len(rows))] for step in range(CONTROL_STEPS + 1)]
         self.budget_s = budget_s
         self.deadline_s = budget_s

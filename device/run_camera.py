@@ -134,7 +134,7 @@ def load_parts(args):
 def start_cascade(args, bundle, profile) -> Cascade:
     """The cascade with --threads, or with the board profile's count when one thread is not
     faster here (device/threads.py); the choice is logged with its timings, and so is any
-    model file that no delegate took (it runs on the slower builtin kernels)."""
+    model file whose convolutions no delegate took (they run on the slower builtin kernels)."""
     log = logging.getLogger("dynedge")
 
     def make(threads):
@@ -148,9 +148,9 @@ def start_cascade(args, bundle, profile) -> Cascade:
                      ", ".join(f"{ms:.2f} ms on {n}" for n, ms in timings.items()))
     builtin = [stage.path.name for stage in cascade.stages if runs_on_delegate(stage.interpreter) is False]
     if builtin:
-        log.warning("no delegate (XNNPACK) took %s in %s: they run on the builtin kernels, which can "
-                    "be many times slower; `python device/profile.py` compares --precision and --runtime "
-                    "choices on this board", ", ".join(builtin), cascade.runtime_name)
+        log.warning("no delegate (XNNPACK) took the convolutions of %s in %s: they run on the builtin "
+                    "kernels, which can be many times slower; `python device/profile.py` compares "
+                    "--precision and --runtime choices on this board", ", ".join(builtin), cascade.runtime_name)
     return cascade
 
 

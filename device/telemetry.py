@@ -50,15 +50,19 @@ class LatencyRing:
 
 
 class _LineFormat:
-    """Writes the per-frame JSON line from a template, the same text json.dumps gives for the dict
+    """Writes the per-frame JSON line from a %-template: the fields json.dumps would give for
 
         {"time", "frame", "label", "score", "entropy", "exit_subnet", "deadline_cut", "latency_ms",
          "budget_ms", "policy", "router_control", "cpu_load", "temperature_c", "drops", "bad_frames"}
 
-    at a fraction of its cost per frame. Strings and the fields that seldom change (router
-    setting, sensor reading, source counters) go through the json encoder; the per-frame numbers
-    are Python floats and ints, whose repr is their JSON text.
+    in that order, at a fraction of its cost per frame: one C-level formatting call for the
+    per-frame numbers (time to 0.1 ms, score and entropy to 5 decimals, latency to 1 us).
+    Strings and the fields that seldom change (router setting, sensor reading, source
+    counters) go through the json encoder.
     """
+
+    _TEMPLATE = ('{"time": %.4f, "frame": %d, "label": %s, "score": %.5f, "entropy": %.5f, '
+                 '"exit_subnet": %d, "deadline_cut": %s, "latency_ms": %.3f, %s%s}')
 
     def __init__(self, labels, budget_ms: float, policy: str):
         self._encode = json.JSONEncoder(ensure_ascii=False).encode
@@ -68,12 +72,9 @@ class _LineFormat:
         self._tail = ""
 
     def format(self, frame_id: int, result, latency_s: float, control, reading, source) -> str:
-        return (f'{{"time": {round(time.time(), 4)!r}, "frame": {frame_id!r}, '
-                f'"label": {self._labels[result.label]}, "score": {round(result.score, 5)!r}, '
-                f'"entropy": {round(result.entropy, 5)!r}, "exit_subnet": {result.exit_subnet!r}, '
-                f'"deadline_cut": {"true" if result.deadline_cut else "false"}, '
-                f'"latency_ms": {round(latency_s * 1e3, 3)!r}, {self._fixed}'
-                f'{self._tail_for(control, reading, source.drops, source.bad_frames)}}}')
+        return self._TEMPLATE % (time.time(), frame_id, self._labels[result.label], result.score, result.entropy,
+                                 result.exit_subnet, "true" if result.deadline_cut else "false", latency_s * 1e3,
+                                 self._fixed, self._tail_for(control, reading, source.drops, source.bad_frames))
 
     def _tail_for(self, control, reading, drops, bad_frames) -> str:
         """The fields from router_control on, re-encoded only when one of them changed."""

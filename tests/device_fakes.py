@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from device.bundle import Bundle
-from device.entropy import QUANTILE_POINTS
+from device.entropy import QUANTILE_POINTS, softmax_entropy
 
 
 class FakeClock:
@@ -83,6 +83,12 @@ def branch(trunk: np.ndarray, k: int) -> np.ndarray:
     return np.full((1, FEATURE_DIM), trunk.mean() * k, np.float32) + np.arange(FEATURE_DIM, dtype=np.float32)
 
 
+def exit_statistics(logits: np.ndarray) -> np.ndarray:
+    """What a subnet file's output_2 holds: [[softmax entropy, top-1 probability, top-1 class]]."""
+    p = np.exp(logits - logits.max())
+    return np.array([[softmax_entropy(logits)[0], p.max() / p.sum(), p.argmax()]], np.float32)
+
+
 def reference_logits(image: np.ndarray, k: int) -> np.ndarray:
     """Subnet k recomputed from scratch (no cache): what the cascade must reproduce."""
     trunk = np.full(TRUNK_SHAPE, image.mean() / 255.0, np.float32)
@@ -123,8 +129,9 @@ def fake_factory(size: int = 8, clock=None, costs=None):
             def compute(trunk, cached=None, k=k):
                 f_k = branch(trunk, k)
                 features = f_k if cached is None else np.concatenate([cached, f_k], axis=1)
-                return [f_k, head(features)]
-            interp = FakeInterpreter(shapes, [(1, FEATURE_DIM), (1, NUM_CLASSES)], compute,
+                logits = head(features)
+                return [f_k, logits, exit_statistics(logits)]
+            interp = FakeInterpreter(shapes, [(1, FEATURE_DIM), (1, NUM_CLASSES), (1, 3)], compute,
                                      clock, costs.get(name, 0.0))
         made[name] = interp
         return interp

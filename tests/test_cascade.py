@@ -95,7 +95,7 @@ def test_a_preempted_stage_counts_as_a_bounded_slowdown():
     from device.cascade import CostModel
     costs = CostModel(2, alpha=0.5, spread=0.0, max_ratio=4.0)
     costs.calibrate([[0.002], [0.002]])
-    costs.observe(0, 0.100)  # the stage sat preempted: 50x its cost
+    costs.observe_frame([0.100])  # the trunk sat preempted: 50x its cost
     assert costs.slowdown == pytest.approx(1.0 + 0.5 * (4.0 - 1.0))
 
 
@@ -103,10 +103,11 @@ def test_a_cheap_stage_moves_the_slowdown_in_proportion_to_its_cost():
     from device.cascade import CostModel
     costs = CostModel(2, alpha=0.5, spread=0.0)
     costs.calibrate([[0.001], [0.004]])
-    costs.observe(0, 0.002)  # the cheap first stage ran 2x (cold caches): a quarter of the weight
+    costs.observe_frame([0.002])  # the cheap first stage ran 2x (cold caches): a quarter of the weight
     assert costs.slowdown == pytest.approx(1.0 + 0.5 * 0.25 * (2.0 - 1.0))
-    costs.observe(1, 0.008)  # the heavy stage at 2x: full weight
-    assert costs.predict(1) == pytest.approx(0.004 * (1.125 + 0.5 * (2.0 - 1.125)))
+    costs.observe_frame([0.001, 0.008])  # the cheap stage at 1x, a quarter of the weight; the heavy at 2x, full
+    slowdown = 1.125 + 0.5 * 0.25 * (1.0 - 1.125)
+    assert costs.predict(1) == pytest.approx(0.004 * (slowdown + 0.5 * (2.0 - slowdown)))
 
 
 def test_mismatched_subnet_file_is_named():
@@ -164,17 +165,40 @@ def test_real_bundle_escalation_matches_fresh_frames(tiny_bundle):
         np.testing.assert_allclose(logits, escalated[k - 1], rtol=1e-5, atol=1e-5)
 
 
-def test_softmax_stats_match_the_shared_entropy():
+def test_exit_statistics_are_the_softmax_of_each_files_logits(tiny_bundle):
+    """The entropy, top-1 probability and class each subnet file computes, which the exit
+    decisions and the answer read, are those of its own logits (tests/test_export.py covers confident logits:
+    the tiny bundle's are all near uniform)."""
+    from device.bundle import load_bundle
     from device.entropy import softmax_entropy
-    cascade = Cascade(fake_bundle(), threads=1, interpreter_factory=fake_factory())
-    rng = np.random.default_rng(1)
-    for scale in (0.1, 3.0, 40.0):
-        logits = (rng.standard_normal((1, 5)) * scale).astype(np.float32)
-        cascade.cache.logits[1][...] = logits
-        entropy, score = cascade.softmax_stats(2)
-        p = np.exp(logits[0] - logits.max())
-        assert entropy == pytest.approx(float(softmax_entropy(logits)[0]), abs=1e-5)
-        assert score == pytest.approx(float(p.max() / p.sum()), rel=1e-5)
+    bundle = load_bundle(tiny_bundle)
+    cascade = Cascade(bundle, threads=1)
+    images, _ = bundle.eval_set()
+    K = bundle.num_subnets
+    for x in images[:20]:
+        result = cascade.infer(x[None].astype(np.float32), [-np.inf] * K)
+        for k in range(1, K + 1):
+            logits = cascade.logits(k).astype(np.float64)
+            entropy, score, label = cascade.exit_statistics(k)
+            p = np.exp(logits[0] - logits.max())
+            assert entropy == pytest.approx(float(softmax_entropy(logits)[0]), abs=1e-5)
+            assert score == pytest.approx(float(p.max() / p.sum()), abs=1e-6)
+            assert label == int(np.argmax(logits))
+        assert (result.entropy, result.score, result.label) == cascade.exit_statistics(K)
+
+
+def test_a_subnet_file_without_exit_statistics_is_refused():
+    """A format-2 subnet file (f_k, logits only): refused, naming the file and the fix."""
+    factory = fake_factory()
+
+    def two_outputs(path, threads):
+        interp = factory(path, threads)
+        if "subnet_2" in str(path):
+            interp._out = interp._out[:2]
+            interp._sig["serving_default"]["outputs"].pop("output_2")
+        return interp
+    with pytest.raises(CascadeError, match="subnet_2: has no exit statistics output.*host/build.py"):
+        Cascade(fake_bundle(), threads=1, interpreter_factory=two_outputs)
 
 
 class Int8Tensors:
@@ -242,10 +266,10 @@ def test_real_int8_files_escalate_like_the_converter_chain(tiny_bundle, tmp_path
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     cascade = Cascade(Bundle(model_dir=tmp_path, manifest=manifest), threads=1, precision="int8")
     assert cascade.cache.trunk.dtype == np.int8
-    _, expected = chain_from_manifest(tmp_path, "int8", "ai_edge_litert").run(images)
+    expected = chain_from_manifest(tmp_path, "int8", "ai_edge_litert").run(images).logits
     K = cascade.num_subnets
     for i, x in enumerate(images):
         cascade.infer(x[None].astype(np.float32), [-np.inf] * K)
         for k in range(K):
             step = cascade.subnets[k].port("output", "output_1").scale
-            np.testing.assert_allclose(cascade.cache.logits[k][0], expected[k, i], atol=2.01 * step)
+            np.testing.assert_allclose(cascade.logits(k + 1)[0], expected[k, i], atol=2.01 * step)

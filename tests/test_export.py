@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from converters.export import ExportError, TrunkExport, convert_module, trunk_shape
+from converters.export import ExitStatistics, ExportError, TrunkExport, convert_module, trunk_shape
 from converters.flatbuffer import anatomy
 from converters.parity import ParityError, check_fp32, check_int8, measure
 from converters.quantize import calibration_inputs, int8_name, quantize_module
 from converters.tflite_chain import Chain, TFLiteFile
+from device.entropy import softmax_entropy
 from host import checkpoint
 from host.network import InvertedResidual
 from tests.torch_threads import one_thread  # noqa: F401  (autouse fixture)
@@ -40,9 +41,25 @@ def test_files_have_the_manifest_signatures_and_nhwc_layout(tiny_bundle):
         assert list(inputs) == (["args_0"] if sub["index"] == 1 else ["args_0", "args_1"])
         if sub["index"] > 1:
             assert inputs["args_1"]["shape"][1] == sub["feature_offset"]
-        assert list(outputs) == ["output_0", "output_1"]
+        assert list(outputs) == ["output_0", "output_1", "output_2"]
         assert outputs["output_0"]["shape"][1] == sub["feature_dim"]
         assert outputs["output_1"]["shape"][1] == len(m["labels"])
+        assert list(outputs["output_2"]["shape"]) == [1, 3] and outputs["output_2"]["dtype"] == np.float32
+
+
+def test_exit_statistics_file_matches_numpy_from_unsure_to_confident(tmp_path):
+    """The exit statistics module as TFLite: entropy, top-1 probability and class of logits from
+    near uniform to one class far ahead (a naive softmax would overflow or take log(0))."""
+    logits = np.random.default_rng(0).standard_normal((1, 10)).astype(np.float32)
+    path = convert_module(ExitStatistics().eval(), (torch.from_numpy(logits),), tmp_path / "stats.tflite", "stats")
+    stats_file = TFLiteFile(path)
+    for scale in (0.01, 1.0, 40.0):
+        scaled = logits * scale
+        (stats,) = stats_file(scaled)
+        p = np.exp(scaled[0].astype(np.float64) - scaled.max())
+        assert stats.shape == (1, 3) and stats[0, 2] == scaled.argmax()
+        assert stats[0, 0] == pytest.approx(float(softmax_entropy(scaled.astype(np.float64))[0]), abs=1e-5)
+        assert stats[0, 1] == pytest.approx(float(p.max() / p.sum()), abs=1e-6)
 
 
 def test_files_keep_only_their_input_and_output_tensor_names(tiny_bundle):
@@ -63,6 +80,8 @@ def test_build_recorded_fp32_parity_within_thresholds(tiny_bundle):
         assert figures["top1_agreement"] >= 0.999
         assert figures["max_abs_logit_diff"] <= 1e-3 * figures["logit_range"]
         assert figures["exit_agreement"] >= 0.999
+    for k in (1, 2, 3):  # the files' own entropies, on which the board decides, are PyTorch's
+        assert parity[f"subnet_{k}.tflite"]["max_abs_entropy_diff"] < 1e-4
 
 
 def test_parity_names_the_file_that_disagrees(tiny_bundle):

@@ -44,13 +44,19 @@ def test_one_thread_from_the_profile_is_not_timed():
     assert cascade.threads == 1 and len(made) == 1 and timings == {}
 
 
-def test_a_file_no_delegate_took_is_told_apart():
+def test_a_file_whose_convolutions_no_delegate_took_is_told_apart():
+    """Node listings as the runtimes give them: the replaced nodes stay listed, and each DELEGATE
+    node spans its partition's boundary tensors (tensor 0 is the input, 9 a weight)."""
     from types import SimpleNamespace
 
     from device.runtime import runs_on_delegate
 
-    def listing(*names):
-        return SimpleNamespace(_get_ops_details=lambda: [{"op_name": n} for n in names])
-    assert runs_on_delegate(listing("CONV_2D", "ADD", "DELEGATE")) is True
-    assert runs_on_delegate(listing("CONV_2D", "ADD")) is False  # e.g. int8 files in tflite-runtime 2.14
+    def listing(*nodes):
+        return SimpleNamespace(_get_ops_details=lambda: [{"op_name": name, "inputs": list(ins), "outputs": list(outs)}
+                                                         for name, ins, outs in nodes])
+    conv, add, softmax = ("CONV_2D", [0, 9], [1]), ("ADD", [1, 0], [2]), ("SOFTMAX", [2], [3])
+    assert runs_on_delegate(listing(conv, add, softmax, ("DELEGATE", [0], [3]))) is True
+    assert runs_on_delegate(listing(conv, add, softmax, ("DELEGATE", [0], [2]))) is True  # softmax left: cheap
+    assert runs_on_delegate(listing(conv, add, softmax)) is False  # e.g. int8 files in tflite-runtime 2.14
+    assert runs_on_delegate(listing(conv, add, softmax, ("DELEGATE", [2], [3]))) is False  # only the float tail
     assert runs_on_delegate(SimpleNamespace()) is None

@@ -101,6 +101,7 @@ def hardware() -> dict:
 
 
 def run(args) -> dict:
+    machine = hardware()  # before the run: its load average is the one at start
     net, _ = checkpoint.load(args.checkpoint)
     net.eval()
     splits = load_cifar_like(args.data, net.cfg.img_size, limit_train=INT8_CALIB_IMAGES, calib_size=args.calib_size,
@@ -151,7 +152,7 @@ def run(args) -> dict:
         "split_ratio_invoke_only": latency["fp32_split_invoke_only"] / latency["monolith_invoke_only"],
     }
     return {"command": command_line(),
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "hardware": hardware(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "hardware": machine,
             "model": {**net.cfg.to_dict(), "test_images": len(splits.test), "checkpoint": str(args.checkpoint)},
             "latency_ms": latency, "bytes": sizes, "bytes_by_kind": kinds,
             "top1_largest": largest, "top1_cascade": cascade, "top1_largest_tflite_runtime": tflrt,

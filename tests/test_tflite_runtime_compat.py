@@ -48,7 +48,7 @@ def test_tflite_runtime_gives_the_same_top1(tiny_bundle, tmp_path):
 
 
 def test_tflite_runtime_runs_int8_files_alike(tiny_bundle, tmp_path):
-    """int8 files (all-int8 graphs, names stripped) load in tflite-runtime 2.14 and give ai-edge-litert's top-1.
+    """int8 files (int8 up to the logits, names stripped) load in tflite-runtime 2.14 and give ai-edge-litert's top-1.
 
     The two runtimes' int8 kernels may round differently, so logits may differ by a few steps."""
     net, _ = checkpoint.load(tiny_bundle.parents[1] / "checkpoint")

@@ -63,8 +63,8 @@ def summary_rows(report: dict) -> list[list]:
     on_delegate = report["runtime"].get("on_delegate")  # absent in reports written before it was measured
     if on_delegate and None not in on_delegate.values():
         builtin = [name for name, delegated in on_delegate.items() if not delegated]
-        rows.append(["model files whose convolutions run on a delegate (XNNPACK)", f"{len(on_delegate) - len(builtin)} of "
-                     f"{len(on_delegate)}", "files", MEASURED,
+        rows.append(["model files whose convolutions run on a delegate (XNNPACK)",
+                     f"{len(on_delegate) - len(builtin)} of {len(on_delegate)}", "files", MEASURED,
                      "ok" if not builtin else "builtin kernels (slow) for " + ", ".join(builtin)])
     best = min(report["threads"], key=lambda t: t["full_ms"]["p50"])
     rows.append(["fastest thread count (all subnets)", best["threads"], "threads", MEASURED,

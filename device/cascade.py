@@ -65,12 +65,13 @@ class CostModel:
         self.nominal = nominal
         heaviest = max(nominal) or 1.0
         self._rate = [self.alpha * cost / heaviest for cost in nominal]  # each stage's EMA weight
+        self._unmeasured = 0.0 in nominal  # once warm-up has measured every stage, frames skip the check
 
     def observe_frame(self, latencies) -> None:
         """Learn from one frame: latencies[i] is stage i's seconds (trunk, subnet 1, ...). It runs
         on every frame, hence the locals. A frame that reaches a stage not measured yet (no
         warm-up) only sets nominal costs: the slowdown learns from the frames after it."""
-        if 0.0 in self.nominal[:len(latencies)]:
+        if self._unmeasured and 0.0 in self.nominal[:len(latencies)]:
             self._set_nominal([cost or seconds for cost, seconds in zip(self.nominal, latencies)]
                               + self.nominal[len(latencies):])
             return

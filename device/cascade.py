@@ -7,20 +7,18 @@ its own entropy, top-1 probability and class (its exit statistics output), so a 
 reads one number. Before escalating, the deadline guard compares the time spent plus the next
 subnet's measured cost with the deadline and, when it would pass, answers with what it has.
 
-Every interpreter is wrapped in a Stage that resolves its signature tensors by name
-(args_0/args_1 in, output_0/output_1/output_2 out) and counts invokes; the CostModel learns
-each stage's cost from the frames infer() answers. device/profile.py reuses run_trunk/run_subnet
-to time stages one by one.
+Every model file is a stage (device/stage.py: a TFLite Interpreter; device/compiled.py: a
+LiteRT CompiledModel, whose subnets read the trunk's output buffer itself) that resolves its
+signature tensors by name and counts invokes; the CostModel learns each stage's cost from the
+frames infer() answers. device/profile.py reuses run_trunk/run_subnet to time stages one by one.
 
 Between invokes a frame runs Python, and each invoke has just evicted that Python's code
 and data from the CPU caches, so every operation there costs several times its warm cost.
-A subnet step therefore runs prepared copies (functools.partial over np.copyto, no Python
-frame), outputs are read where the interpreter wrote them, the softmax runs inside the subnet
-files, the daemon preprocesses straight into the trunk's input (Cascade.input), and the cost
-model learns once per frame, after the answer.
+A subnet step therefore runs prepared moves (functools.partial over np.copyto or the
+runtime's write, no Python frame), outputs are read where the model wrote them, the softmax
+runs inside the subnet files, the daemon preprocesses straight into the trunk's input
+(Cascade.input), and the cost model learns once per frame, after the answer.
 """
-import ctypes
-import functools
 import os
 import time
 from typing import NamedTuple
@@ -28,11 +26,10 @@ from typing import NamedTuple
 import numpy as np
 
 from device.cache import FeatureCache
-from device.runtime import interpreter_factory as default_factory
+from device.runtime import stage_factory
+from device.stage import CascadeError, Stage, hand_over
 
-
-class CascadeError(RuntimeError):
-    """A model file whose tensors do not fit the bundle's contract; the message names the file."""
+__all__ = ["Cascade", "CascadeError", "CostModel", "Result"]
 
 
 def default_threads() -> int:
@@ -96,162 +93,10 @@ class CostModel:
         self.slowdown, self.deviation = 1.0, 0.0
 
 
-def _bind(interpreter, index: int) -> np.ndarray:
-    """A lasting numpy array over one tensor's buffer in the interpreter's arena.
-
-    interpreter.tensor() hands out views that must be dropped before each invoke, and
-    set_tensor()/get_tensor() copy through a wrapper: per frame and per subnet, that wrapper
-    work was most of the runtime's own cost. The arena is placed by allocate_tensors() and does
-    not move while shapes stay fixed, so the array made here from the buffer's address stays
-    valid; Stage.invoke checks that after the first invoke. The array keeps the interpreter
-    alive, and it does not count as a view for the wrapper's "reference to internal data" check.
-    """
-    view = interpreter.tensor(index)()
-    memory = (ctypes.c_byte * view.nbytes).from_address(view.ctypes.data)
-    memory.owner = interpreter
-    return np.frombuffer(memory, dtype=view.dtype).reshape(view.shape)
-
-
-class _Port:
-    """One input or output tensor, bound once (see _bind); converts float32 buffers to and from
-    quantized tensors in place."""
-
-    def __init__(self, interpreter, detail: dict):
-        self.index = detail["index"]
-        self.shape = tuple(int(d) for d in detail["shape"])
-        self.dtype = np.dtype(detail["dtype"])
-        scale, zero_point = detail.get("quantization", (0.0, 0)) or (0.0, 0)
-        self.quantized = self.dtype != np.float32 and scale != 0.0
-        if self.dtype != np.float32 and not self.quantized:
-            raise TypeError(f"tensor {detail.get('name')} is {self.dtype} without quantization parameters")
-        self.scale, self.zero_point = float(scale), float(zero_point)
-        self.array = _bind(interpreter, self.index)
-        if self.array.shape != self.shape or self.array.dtype != self.dtype:
-            raise TypeError(f"tensor {detail.get('name')} holds {self.array.dtype}{list(self.array.shape)}, "
-                            f"its details say {self.dtype}{list(self.shape)}")
-        if self.quantized:
-            self._float = np.zeros(self.shape, dtype=np.float32)
-            info = np.iinfo(self.dtype)
-            self._lo, self._hi = float(info.min), float(info.max)
-
-    def write(self, array: np.ndarray) -> None:
-        if not self.quantized:
-            np.copyto(self.array, array)
-            return
-        np.divide(array, self.scale, out=self._float)
-        np.add(self._float, self.zero_point, out=self._float)
-        np.rint(self._float, out=self._float)
-        np.clip(self._float, self._lo, self._hi, out=self._float)
-        np.copyto(self.array, self._float, casting="unsafe")
-
-    def read(self, out: np.ndarray) -> None:
-        """Copy the tensor into `out` (its shape), as float32."""
-        if self.quantized:
-            np.subtract(self.array, self.zero_point, out=out, casting="unsafe")
-            np.multiply(out, self.scale, out=out)
-        else:
-            np.copyto(out, self.array)
-
-
-def _hand_over(source: _Port, target: _Port, path, what: str, columns: slice = slice(None)) -> list:
-    """Zero-argument callables, run in order, that move one interpreter's output tensor into
-    another's input (into `columns` of its last axis: one f_j of a subnet's [f_1..f_{k-1}]).
-
-    A plain copy where both sides hold the same type and quantization; between two 8-bit
-    quantized tensors, a 256-entry requantization table applied with np.take instead of
-    dequantizing to float and quantizing again (seven array passes), or the plain copy when
-    that table maps every code to itself (two files' scales of one tensor often differ in the
-    last float bits). np.take wants intp indices and would allocate them on every call from
-    the codes, so the codes are first copied into an index buffer allocated here, once.
-    """
-    out = target.array[..., columns]
-    if out.shape != source.shape:
-        raise CascadeError(f"{path}: takes a {what} of shape {out.shape}, it is given {source.shape}")
-    if (source.dtype, source.scale, source.zero_point) == (target.dtype, target.scale, target.zero_point):
-        return [functools.partial(np.copyto, out, source.array)]
-    if source.quantized and target.quantized and source.dtype.itemsize == 1:
-        codes = np.arange(256, dtype=np.uint8).view(source.dtype)  # every code, indexed by its bit pattern
-        values = (codes.astype(np.float64) - source.zero_point) * source.scale
-        limits = np.iinfo(target.dtype)
-        table = np.clip(np.rint(values / target.scale + target.zero_point), limits.min, limits.max).astype(target.dtype)
-        if source.dtype == target.dtype and np.array_equal(table, codes):
-            return [functools.partial(np.copyto, out, source.array)]
-        indices = np.empty(source.shape, dtype=np.intp)
-        return [functools.partial(np.copyto, indices, source.array.view(np.uint8)),
-                functools.partial(np.take, table, indices, out=out, mode="clip")]
-    raise CascadeError(f"{path}: takes a {target.dtype} {what} that is given as {source.dtype}; "
-                       f"export every file of a bundle at one precision")
-
-
 class _Wiring(NamedTuple):
-    """What one subnet step runs: its stage and the prepared copies before its invoke."""
-    stage: "Stage"
+    """What one subnet step runs: its stage and the prepared moves before its invoke."""
+    stage: object
     load: tuple          # callables: the trunk tensor, then f_1..f_{k-1}, into its inputs
-
-
-def _signature_details(interpreter) -> tuple[dict, dict]:
-    """{signature name: tensor detail} for inputs and outputs, by signature when the file has one."""
-    inputs = interpreter.get_input_details()
-    outputs = interpreter.get_output_details()
-    by_index = {d["index"]: d for d in inputs + outputs}
-    signatures = getattr(interpreter, "_get_full_signature_list", dict)() or {}
-    if signatures:
-        sig = signatures.get("serving_default") or next(iter(signatures.values()))
-        return ({n: by_index[i] for n, i in sig["inputs"].items()},
-                {n: by_index[i] for n, i in sig["outputs"].items()})
-    # No signature: names carry them (e.g. "serving_default_args_0"); order is the last resort.
-    def named(details, prefix):
-        found = {}
-        for pos, d in enumerate(details):
-            matches = [f"{prefix}_{j}" for j in range(len(details)) if f"{prefix}_{j}" in d["name"]]
-            found[matches[0] if matches else f"{prefix}_{pos}"] = d
-        return found
-    return named(inputs, "args"), named(outputs, "output")
-
-
-class Stage:
-    """One interpreter (the trunk or a subnet step) with named ports, an invoke counter and a cost."""
-
-    def __init__(self, name: str, interpreter, path, clock=time.perf_counter):
-        self.name = name
-        self.clock = clock
-        self.path = path
-        self.interpreter = interpreter
-        ins, outs = _signature_details(interpreter)
-        try:
-            self.inputs = {n: _Port(interpreter, d) for n, d in ins.items()}
-            self.outputs = {n: _Port(interpreter, d) for n, d in outs.items()}
-        except TypeError as exc:
-            raise CascadeError(f"{path}: {exc}") from None
-        self.invokes = 0
-
-    def port(self, kind: str, name: str) -> _Port:
-        ports = self.inputs if kind == "input" else self.outputs
-        if name not in ports:
-            raise CascadeError(f"{self.path}: no {kind} '{name}' in its signature "
-                               f"(has {', '.join(sorted(ports)) or 'none'})")
-        return ports[name]
-
-    def invoke(self) -> float:
-        """Run the interpreter once; returns the seconds it took."""
-        start = self.clock()
-        self.interpreter.invoke()
-        seconds = self.clock() - start
-        self.invokes += 1
-        if self.invokes == 1:
-            self._check_bindings()
-        return seconds
-
-    def _check_bindings(self) -> None:
-        """The bound ports must still point into the arena after an invoke (a model with dynamic
-        shapes would reallocate its tensors there); refuse the file rather than read stale memory."""
-        for name, port in {**self.inputs, **self.outputs}.items():
-            view = self.interpreter.tensor(port.index)()
-            moved = view.ctypes.data != port.array.ctypes.data
-            del view
-            if moved:
-                raise CascadeError(f"{self.path}: tensor '{name}' moved during invoke (dynamic shapes?); "
-                                   f"re-export the bundle with fixed shapes")
 
 
 class Result(NamedTuple):
@@ -270,22 +115,27 @@ class Cascade:
 
     def __init__(self, bundle, runtime: str | None = None, threads: int | None = None,
                  precision: str = "fp32", interpreter_factory=None, clock=time.perf_counter):
-        """`interpreter_factory(path, threads)` and `clock` are injectable for tests."""
+        """`interpreter_factory(path, threads)` (fake interpreters, run as Stages) and `clock`
+        are injectable for tests."""
         self.clock = clock
         self.threads = threads or default_threads()
-        factory = interpreter_factory or default_factory(runtime)
-        self.runtime_name = getattr(factory, "runtime_name", "custom")
+        if interpreter_factory is not None:
+            def factory(name, path, threads, clock):
+                return Stage(name, interpreter_factory(path, threads), path, clock)
+            factory.runtime_name = getattr(interpreter_factory, "runtime_name", "custom")
+        else:
+            factory = stage_factory(runtime)
+        self.runtime_name = factory.runtime_name
         self.precision = precision
         trunk_path, subnet_paths = bundle.model_files(precision)
-        self.trunk = Stage("trunk", factory(trunk_path, self.threads), trunk_path, clock)
-        self.subnets = [Stage(f"subnet_{k}", factory(p, self.threads), p, clock)
-                        for k, p in enumerate(subnet_paths, start=1)]
+        self.trunk = factory("trunk", trunk_path, self.threads, clock)
+        self.subnets = [factory(f"subnet_{k}", p, self.threads, clock) for k, p in enumerate(subnet_paths, start=1)]
         self._input = self.trunk.port("input", "args_0")
-        self._trunk_out = self.trunk.port("output", "output_0")
         self.input_shape = self._input.shape
-        # Preprocess into this and pass it to infer(): it is the trunk's own input buffer unless
+        # Preprocess into this and pass it to infer(): it is the trunk's own input array unless
         # that is quantized, which saves a copy per frame.
         self.input = np.zeros(self.input_shape, np.float32) if self._input.quantized else self._input.array
+        self._trunk_load = tuple(self.trunk.flushes())
         self.costs = CostModel(1 + len(self.subnets))  # stage 0 is the trunk, k is subnet k
         self.cache = self._build_cache(len(bundle.labels))
         self._wiring = self._wire_subnets()
@@ -304,7 +154,7 @@ class Cascade:
         return {s.name: s.invokes for s in self.stages}
 
     def _build_cache(self, num_classes: int) -> FeatureCache:
-        """The cache over the interpreters' own output buffers."""
+        """The cache over the subnets' own output arrays."""
         features, logits, exit_stats = [], [], []
         for stage in self.subnets:
             f_out, logits_out = stage.port("output", "output_0"), stage.port("output", "output_1")
@@ -322,13 +172,18 @@ class Cascade:
             features.append(f_out.array)
             logits.append(logits_out.array)
             exit_stats.append(stats_out.array)
-        return FeatureCache(self._trunk_out.array, features, logits, exit_stats)
+        return FeatureCache(features, logits, exit_stats)
 
     def _wire_subnets(self) -> list:
-        """Check each subnet's inputs against what feeds them; prepare the copies each step makes."""
+        """Check each subnet's inputs against what feeds them; prepare the moves each step makes.
+
+        Where the stages can share one buffer for the trunk tensor (CompiledStages), no step
+        copies it; otherwise each step copies it into its subnet's input."""
+        trunk_out = self.trunk.port("output", "output_0")
+        shared = self.trunk.share_output("output_0", [(stage, "args_0") for stage in self.subnets])
         wiring = []
         for k, stage in enumerate(self.subnets, start=1):
-            load = _hand_over(self._trunk_out, stage.port("input", "args_0"), stage.path, "trunk tensor")
+            load = [] if shared else hand_over(trunk_out, stage.port("input", "args_0"), stage.path, "trunk tensor")
             if k > 1:
                 cached_in = stage.port("input", "args_1")
                 if cached_in.shape != (1, self.cache.prefix_width(k)):
@@ -336,9 +191,9 @@ class Cascade:
                                        f"[f_1..f_{k - 1}] is {(1, self.cache.prefix_width(k))}")
                 offsets = self.cache.offsets
                 for j in range(1, k):
-                    load += _hand_over(self.subnets[j - 1].port("output", "output_0"), cached_in, stage.path,
-                                       f"f_{j}", slice(offsets[j - 1], offsets[j]))
-            wiring.append(_Wiring(stage, tuple(load)))
+                    load += hand_over(self.subnets[j - 1].port("output", "output_0"), cached_in, stage.path,
+                                      f"f_{j}", slice(offsets[j - 1], offsets[j]))
+            wiring.append(_Wiring(stage, tuple(load + stage.flushes())))
         return wiring
 
     def run_trunk(self, image: np.ndarray) -> float:
@@ -347,6 +202,8 @@ class Cascade:
         self.cache.new_frame()
         if image is not self._input.array:
             self._input.write(image)
+        for flush in self._trunk_load:
+            flush()
         return self.trunk.invoke()
 
     def run_subnet(self, k: int) -> tuple[np.ndarray, float, float]:

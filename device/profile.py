@@ -35,7 +35,7 @@ from device.profile_report import REPORT_FORMAT, REPORT_VERSION, write_report  #
 from device.router import (BoardSensors, PolicyError, SensorSampler, ThermalLimits,  # noqa: E402
                            make_policy)
 from device.run_camera import Parser, UsageError, parse_budget, positive  # noqa: E402
-from device.runtime import RUNTIMES, RuntimeUnavailable, runs_on_delegate  # noqa: E402
+from device.runtime import RUNTIMES, RuntimeUnavailable  # noqa: E402
 from device.sensors import read_temperature  # noqa: E402
 from device.telemetry import Telemetry  # noqa: E402
 from device.timing import benchmark, summarize, time_call  # noqa: E402
@@ -310,7 +310,7 @@ def profile_bundle(args, profile, detected: bool) -> dict:
                   "cores": profile.cores, "threads": threads, "machine": platform.machine(),
                   "python": platform.python_version(), "cpu": cpu_name(), "notes": profile.notes},
         "runtime": {"name": cascade.runtime_name, "numpy": np.__version__,
-                    "on_delegate": {stage.name: runs_on_delegate(stage.interpreter) for stage in cascade.stages}},
+                    "on_delegate": {stage.name: stage.on_delegate() for stage in cascade.stages}},
         "bundle": {"name": bundle.name, "path": str(args.bundle), "arch": bundle.manifest["arch"],
                    "dataset": bundle.manifest["dataset"], "precision": args.precision,
                    "subnets": cascade.num_subnets, "input_hw": [h, w],

@@ -27,7 +27,7 @@ from device.cascade import Cascade, CascadeError
 from device.daemon import run_loop
 from device.router import (BoardSensors, PolicyError, SensorSampler, ThermalLimits,
                            make_policy)
-from device.runtime import RUNTIMES, RuntimeUnavailable, runs_on_delegate
+from device.runtime import RUNTIMES, RuntimeUnavailable
 from device.sources import SourceError, open_source
 from device.telemetry import Telemetry, TelemetryError, open_log
 from device.threads import keep_faster
@@ -82,8 +82,9 @@ def build_parser() -> Parser:
     p.add_argument("--duration", type=positive(float), help="stop after this many seconds")
     p.add_argument("--log", default="-", help="JSON lines per frame to FILE, or - for stdout (default)")
     p.add_argument("--policy", default="router", help="router (default), cascade, or fixed:K")
-    p.add_argument("--runtime", choices=list(RUNTIMES), help="force a TFLite runtime (default: the "
-                                                             "first installed of " + ", ".join(RUNTIMES) + ")")
+    p.add_argument("--runtime", choices=list(RUNTIMES),
+                   help="force a runtime: litert (ai-edge-litert's CompiledModel; the default where installed), "
+                        "litert-interpreter (its Interpreter), tflite-runtime or tensorflow")
     p.add_argument("--threads", type=positive(int), help="interpreter threads (default: the board profile's, "
                                                          "unless one thread measures faster at start)")
     p.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
@@ -146,7 +147,7 @@ def start_cascade(args, bundle, profile) -> Cascade:
         if timings:
             log.info("threads: %d (a frame through subnet %d took %s)", cascade.threads, cascade.num_subnets,
                      ", ".join(f"{ms:.2f} ms on {n}" for n, ms in timings.items()))
-    builtin = [stage.path.name for stage in cascade.stages if runs_on_delegate(stage.interpreter) is False]
+    builtin = [stage.path.name for stage in cascade.stages if stage.on_delegate() is False]
     if builtin:
         log.warning("no delegate (XNNPACK) took the convolutions of %s in %s: they run on the builtin "
                     "kernels, which can be many times slower; `python device/profile.py` compares "

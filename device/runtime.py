@@ -1,7 +1,9 @@
-"""The TFLite interpreter factory: one place that knows which runtime is installed.
+"""The stage factory: one place that knows which runtime is installed.
 
 Preference: ai-edge-litert (Google's current wheel), then tflite-runtime (the only choice on
-32-bit Raspberry Pi OS), then the full tensorflow package. The module is imported by name
+32-bit Raspberry Pi OS), then the full tensorflow package. With ai-edge-litert the cascade runs
+LiteRT's CompiledModel, whose buffers the trunk and the subnets share (device/compiled.py);
+`litert-interpreter` runs its classic Interpreter instead, as the other two runtimes do. The module is imported by name
 inside a function so that device/ never imports tensorflow at module level. The thread count
 is always passed explicitly: the LiteRT Python interpreter runs one thread when none is given.
 """
@@ -10,6 +12,7 @@ import importlib
 # --runtime name -> (module to import, attribute path of the Interpreter class, pip package)
 RUNTIMES = {
     "litert": ("ai_edge_litert.interpreter", "Interpreter", "ai-edge-litert"),
+    "litert-interpreter": ("ai_edge_litert.interpreter", "Interpreter", "ai-edge-litert"),
     "tflite-runtime": ("tflite_runtime.interpreter", "Interpreter", "tflite-runtime"),
     "tensorflow": ("tensorflow", "lite.Interpreter", "tensorflow"),
 }
@@ -60,6 +63,30 @@ def interpreter_factory(runtime: str | None = None):
         interpreter.allocate_tensors()
         return interpreter
 
+    make.runtime_name = name
+    return make
+
+
+def stage_factory(runtime: str | None = None):
+    """A function (name, model_path, threads, clock) -> cascade stage, bound to one runtime:
+    a CompiledStage for `litert` (when this ai-edge-litert has what it needs), else a Stage
+    over an allocated interpreter."""
+    from device.stage import Stage
+    interpreters = interpreter_factory(runtime)
+    name = interpreters.runtime_name
+    if name == "litert":
+        from device import compiled
+        if compiled.available():
+            def make(stage_name, model_path, threads, clock):
+                if threads < 1:
+                    raise ValueError(f"threads must be >= 1, got {threads}")
+                return compiled.CompiledStage(stage_name, model_path, threads, clock)
+            make.runtime_name = name
+            return make
+        name = "litert-interpreter"
+
+    def make(stage_name, model_path, threads, clock):
+        return Stage(stage_name, interpreters(model_path, threads), model_path, clock)
     make.runtime_name = name
     return make
 

@@ -135,19 +135,40 @@ def test_a_tensor_that_moves_during_invoke_is_refused():
         cascade.run_trunk(image())
 
 
-def test_float_trunk_writes_straight_into_the_cache():
+def test_with_interpreters_the_trunk_tensor_is_copied_from_the_trunks_output():
     cascade = Cascade(fake_bundle(), threads=1, interpreter_factory=fake_factory())
     x = image(5)
     cascade.run_trunk(x)
-    np.testing.assert_array_equal(cascade.cache.trunk, np.full(cascade.cache.trunk.shape, x.mean() / 255.0, np.float32))
-    assert np.shares_memory(cascade.cache.trunk, cascade.trunk.port("output", "output_0").array)
+    cascade.run_subnet(1)
+    trunk_out = cascade.trunk.port("output", "output_0").array
+    subnet_in = cascade.subnets[0].port("input", "args_0").array
+    np.testing.assert_array_equal(trunk_out, np.full(trunk_out.shape, x.mean() / 255.0, np.float32))
+    np.testing.assert_array_equal(subnet_in, trunk_out)
+    assert not np.shares_memory(subnet_in, trunk_out)
 
 
-def test_real_bundle_escalation_matches_fresh_frames(tiny_bundle):
+RUNTIMES = ["litert", "litert-interpreter"]  # CompiledModel stages (shared trunk buffer), Interpreter stages
+
+
+def test_compiled_stages_share_the_trunk_buffer_and_stage_only_the_rest(tiny_bundle):
+    """With LiteRT's CompiledModel no subnet step copies the trunk tensor: every subnet reads the
+    trunk's output buffer, and a step passes only [f_1..f_{k-1}] to the runtime."""
+    from device.bundle import load_bundle
+    cascade = Cascade(load_bundle(tiny_bundle), runtime="litert", threads=1)
+    assert type(cascade.trunk).__name__ == "CompiledStage"
+    assert cascade.trunk.port("output", "output_0").array is None  # Python never sees it
+    assert len(cascade.trunk.flushes()) == 1  # the image
+    for k, (stage, load) in enumerate(cascade._wiring, start=1):
+        assert len(stage.flushes()) == (k > 1)  # args_1 only
+        assert len(load) == (k - 1) + (k > 1)  # f_1..f_{k-1} into the staging array, then one write
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_real_bundle_escalation_matches_fresh_frames(tiny_bundle, runtime):
     """On real TFLite files: escalating through the cache gives each subnet's logits as a fresh run."""
     from device.bundle import load_bundle
     bundle = load_bundle(tiny_bundle)
-    cascade = Cascade(bundle, threads=1)
+    cascade = Cascade(bundle, runtime=runtime, threads=1)
     h, w = bundle.input_size
     x = np.random.default_rng(0).uniform(0, 255, (1, h, w, 3)).astype(np.float32)
     K = bundle.num_subnets
@@ -165,14 +186,15 @@ def test_real_bundle_escalation_matches_fresh_frames(tiny_bundle):
         np.testing.assert_allclose(logits, escalated[k - 1], rtol=1e-5, atol=1e-5)
 
 
-def test_exit_statistics_are_the_softmax_of_each_files_logits(tiny_bundle):
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_exit_statistics_are_the_softmax_of_each_files_logits(tiny_bundle, runtime):
     """The entropy, top-1 probability and class each subnet file computes, which the exit
     decisions and the answer read, are those of its own logits (tests/test_export.py covers confident logits:
     the tiny bundle's are all near uniform)."""
     from device.bundle import load_bundle
     from device.entropy import softmax_entropy
     bundle = load_bundle(tiny_bundle)
-    cascade = Cascade(bundle, threads=1)
+    cascade = Cascade(bundle, runtime=runtime, threads=1)
     images, _ = bundle.eval_set()
     K = bundle.num_subnets
     for x in images[:20]:
@@ -201,27 +223,16 @@ def test_a_subnet_file_without_exit_statistics_is_refused():
         Cascade(fake_bundle(), threads=1, interpreter_factory=two_outputs)
 
 
-class Int8Tensors:
-    """Just enough interpreter for one int8 tensor port."""
-
-    def __init__(self, values=(0, 0, 0, 0)):
-        self.raw = np.array([values], np.int8)
-
-    def tensor(self, index):
-        return lambda: self.raw
-
-
-def int8_port(interp, scale, zero_point):
-    from device.cascade import _Port
-    return _Port(interp, {"index": 0, "shape": [1, 4], "dtype": np.int8, "quantization": (scale, zero_point),
-                          "name": "x"})
+def int8_port(scale, zero_point):
+    from device.stage import Port
+    return Port({"index": 0, "shape": [1, 4], "dtype": np.int8, "quantization": (scale, zero_point), "name": "x"},
+                np.zeros((1, 4), np.int8))
 
 
 def test_quantized_ports_convert_in_place():
-    interp = Int8Tensors()
-    port = int8_port(interp, 0.5, 3)
+    port = int8_port(0.5, 3)
     port.write(np.array([[0.0, 1.0, -2.0, 100.0]], np.float32))
-    assert interp.raw.tolist() == [[3, 5, -1, 127]]  # round(x / 0.5 + 3), clipped to int8
+    assert port.array.tolist() == [[3, 5, -1, 127]]  # round(x / 0.5 + 3), clipped to int8
     out = np.zeros((1, 4), np.float32)
     port.read(out)
     np.testing.assert_allclose(out, [[0.0, 1.0, -2.0, 62.0]])
@@ -230,28 +241,28 @@ def test_quantized_ports_convert_in_place():
 def test_int8_hand_over_requantizes_without_a_float_round_trip():
     """Trunk tensor int8 -> a subnet's int8 input: a copy when both share a quantization, else one
     table lookup that gives what dequantize-then-quantize gives, for every int8 code."""
-    from device.cascade import _hand_over
+    from device.stage import hand_over, same_values
     codes = np.arange(-128, 128, dtype=np.int8)
-    source_interp = Int8Tensors()
-    source = int8_port(source_interp, 0.1, -5)
-    same, other = Int8Tensors(), Int8Tensors()
-    (copy,) = _hand_over(source, int8_port(same, 0.1 * (1 + 1e-7), -5), "subnet_1", "x")  # one tensor, two files' rounding
-    to_indices, requantize = _hand_over(source, int8_port(other, 0.25, 7), "subnet_2", "x")
+    source = int8_port(0.1, -5)
+    same, other = int8_port(0.1 * (1 + 1e-7), -5), int8_port(0.25, 7)  # one tensor, two files' rounding; another
+    assert same_values(source, same) and not same_values(source, other)
+    (copy,) = hand_over(source, same, "subnet_1", "x")
+    to_indices, requantize = hand_over(source, other, "subnet_2", "x")
     assert copy.func is np.copyto and requantize.func is np.take
     for chunk in codes.reshape(-1, 4):
-        source_interp.raw[0] = chunk
+        source.array[0] = chunk
         copy()
         to_indices()
         requantize()
-        assert same.raw.tolist() == [chunk.tolist()]
+        assert same.array.tolist() == [chunk.tolist()]
         expected = np.clip(np.rint((chunk.astype(np.float64) + 5) * 0.1 / 0.25 + 7), -128, 127)
-        assert other.raw.tolist() == [expected.astype(np.int8).tolist()]
+        assert other.array.tolist() == [expected.astype(np.int8).tolist()]
 
 
 def test_real_int8_files_escalate_like_the_converter_chain(tiny_bundle, tmp_path):
-    """int8 files on the board's cascade: the trunk tensor handed over in int8 (a copy or a table
-    requantization) gives the logits of the converters' reference chain, which takes every
-    boundary tensor through float."""
+    """int8 files on the board's cascade, with either kind of stage: the tensors handed over in
+    int8 (shared, copied or requantized by a table) give the logits of the converters'
+    reference chain, which takes every boundary tensor through float."""
     from converters.quantize import export_int8
     from converters.tflite_chain import chain_from_manifest
     from device.bundle import Bundle, load_bundle
@@ -264,12 +275,13 @@ def test_real_int8_files_escalate_like_the_converter_chain(tiny_bundle, tmp_path
     manifest = {**base.manifest, "precisions": {"int8": {"trunk": files.trunk.name,
                                                          "subnets": [p.name for p in files.subnets]}}}
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    cascade = Cascade(Bundle(model_dir=tmp_path, manifest=manifest), threads=1, precision="int8")
-    assert cascade.cache.trunk.dtype == np.int8
     expected = chain_from_manifest(tmp_path, "int8", "ai_edge_litert").run(images).logits
-    K = cascade.num_subnets
-    for i, x in enumerate(images):
-        cascade.infer(x[None].astype(np.float32), [-np.inf] * K)
-        for k in range(K):
-            step = cascade.subnets[k].port("output", "output_1").scale
-            np.testing.assert_allclose(cascade.logits(k + 1)[0], expected[k, i], atol=2.01 * step)
+    for runtime in RUNTIMES:
+        cascade = Cascade(Bundle(model_dir=tmp_path, manifest=manifest), runtime=runtime, threads=1, precision="int8")
+        assert cascade.trunk.port("output", "output_0").dtype == np.int8
+        K = cascade.num_subnets
+        for i, x in enumerate(images):
+            cascade.infer(x[None].astype(np.float32), [-np.inf] * K)
+            for k in range(K):
+                step = cascade.subnets[k].port("output", "output_1").scale
+                np.testing.assert_allclose(cascade.logits(k + 1)[0], expected[k, i], atol=2.01 * step)

@@ -1,0 +1,209 @@
+"""One model file of the cascade as a stage: named tensor ports, an invoke counter, a cost.
+
+Every stage resolves its signature tensors by name (args_0/args_1 in, output_0/output_1/output_2
+out). A Port is one tensor as a numpy array that stays valid for the life of the stage, so a
+frame moves tensors with prepared copies (hand_over) and reads outputs where they were written.
+Stage runs a TFLite Interpreter (tflite-runtime, tensorflow.lite, or ai-edge-litert's
+Interpreter); device/compiled.py's CompiledStage runs LiteRT's CompiledModel, whose buffers
+stages can share.
+"""
+import ctypes
+import functools
+import time
+
+import numpy as np
+
+SIGNATURE = "serving_default"
+
+
+class CascadeError(RuntimeError):
+    """A model file whose tensors do not fit the bundle's contract; the message names the file."""
+
+
+class Port:
+    """One input or output tensor over `array`, its lasting numpy view or staging buffer;
+    converts float32 arrays to and from quantized tensors in place."""
+
+    def __init__(self, detail: dict, array: np.ndarray):
+        self.index = detail["index"]
+        self.shape = tuple(int(d) for d in detail["shape"])
+        self.dtype = np.dtype(detail["dtype"])
+        scale, zero_point = detail.get("quantization", (0.0, 0)) or (0.0, 0)
+        self.quantized = self.dtype != np.float32 and scale != 0.0
+        if self.dtype != np.float32 and not self.quantized:
+            raise TypeError(f"tensor {detail.get('name')} is {self.dtype} without quantization parameters")
+        self.scale, self.zero_point = float(scale), float(zero_point)
+        if array.shape != self.shape or array.dtype != self.dtype:
+            raise TypeError(f"tensor {detail.get('name')} holds {array.dtype}{list(array.shape)}, "
+                            f"its details say {self.dtype}{list(self.shape)}")
+        self.array = array
+        if self.quantized:
+            self._float = np.zeros(self.shape, dtype=np.float32)
+            info = np.iinfo(self.dtype)
+            self._lo, self._hi = float(info.min), float(info.max)
+
+    def write(self, array: np.ndarray) -> None:
+        if not self.quantized:
+            np.copyto(self.array, array)
+            return
+        np.divide(array, self.scale, out=self._float)
+        np.add(self._float, self.zero_point, out=self._float)
+        np.rint(self._float, out=self._float)
+        np.clip(self._float, self._lo, self._hi, out=self._float)
+        np.copyto(self.array, self._float, casting="unsafe")
+
+    def read(self, out: np.ndarray) -> None:
+        """Copy the tensor into `out` (its shape), as float32."""
+        if self.quantized:
+            np.subtract(self.array, self.zero_point, out=out, casting="unsafe")
+            np.multiply(out, self.scale, out=out)
+        else:
+            np.copyto(out, self.array)
+
+
+def _requantization(source: Port, target: Port) -> np.ndarray | None:
+    """The 256-entry table taking source codes to target codes, for two 8-bit quantized tensors;
+    None when the table maps every code to itself (two files' scales of one tensor often differ
+    in the last float bits) and a plain copy does."""
+    codes = np.arange(256, dtype=np.uint8).view(source.dtype)  # every code, indexed by its bit pattern
+    values = (codes.astype(np.float64) - source.zero_point) * source.scale
+    limits = np.iinfo(target.dtype)
+    table = np.clip(np.rint(values / target.scale + target.zero_point), limits.min, limits.max).astype(target.dtype)
+    return None if source.dtype == target.dtype and np.array_equal(table, codes) else table
+
+
+def same_values(source: Port, target: Port) -> bool:
+    """Whether target can hold source's bytes unchanged: same shape, type and quantization."""
+    if source.shape != target.shape or source.dtype != target.dtype:
+        return False
+    if (source.scale, source.zero_point) == (target.scale, target.zero_point):
+        return True
+    return source.quantized and target.quantized and _requantization(source, target) is None
+
+
+def hand_over(source: Port, target: Port, path, what: str, columns: slice = slice(None)) -> list:
+    """Zero-argument callables, run in order, that move one stage's output tensor into another's
+    input (into `columns` of its last axis: one f_j of a subnet's [f_1..f_{k-1}]).
+
+    A plain copy where both sides hold the same values; between two 8-bit quantized tensors, a
+    256-entry requantization table applied with np.take instead of dequantizing to float and
+    quantizing again (seven array passes). np.take wants intp indices and would allocate them
+    on every call from the codes, so the codes are first copied into an index buffer allocated
+    here, once.
+    """
+    out = target.array[..., columns]
+    if out.shape != source.shape:
+        raise CascadeError(f"{path}: takes a {what} of shape {out.shape}, it is given {source.shape}")
+    if source.dtype == target.dtype and (source.scale, source.zero_point) == (target.scale, target.zero_point):
+        return [functools.partial(np.copyto, out, source.array)]
+    if source.quantized and target.quantized and source.dtype.itemsize == 1:
+        table = _requantization(source, target)
+        if table is None:
+            return [functools.partial(np.copyto, out, source.array)]
+        indices = np.empty(source.shape, dtype=np.intp)
+        return [functools.partial(np.copyto, indices, source.array.view(np.uint8)),
+                functools.partial(np.take, table, indices, out=out, mode="clip")]
+    raise CascadeError(f"{path}: takes a {target.dtype} {what} that is given as {source.dtype}; "
+                       f"export every file of a bundle at one precision")
+
+
+def signature_details(interpreter) -> tuple[dict, dict]:
+    """{signature name: tensor detail} for inputs and outputs, by signature when the file has one."""
+    inputs = interpreter.get_input_details()
+    outputs = interpreter.get_output_details()
+    by_index = {d["index"]: d for d in inputs + outputs}
+    signatures = getattr(interpreter, "_get_full_signature_list", dict)() or {}
+    if signatures:
+        sig = signatures.get(SIGNATURE) or next(iter(signatures.values()))
+        return ({n: by_index[i] for n, i in sig["inputs"].items()},
+                {n: by_index[i] for n, i in sig["outputs"].items()})
+    # No signature: names carry them (e.g. "serving_default_args_0"); order is the last resort.
+    def named(details, prefix):
+        found = {}
+        for pos, d in enumerate(details):
+            matches = [f"{prefix}_{j}" for j in range(len(details)) if f"{prefix}_{j}" in d["name"]]
+            found[matches[0] if matches else f"{prefix}_{pos}"] = d
+        return found
+    return named(inputs, "args"), named(outputs, "output")
+
+
+def _bind(interpreter, index: int) -> np.ndarray:
+    """A lasting numpy array over one tensor's buffer in the interpreter's arena.
+
+    interpreter.tensor() hands out views that must be dropped before each invoke, and
+    set_tensor()/get_tensor() copy through a wrapper: per frame and per subnet, that wrapper
+    work was most of the runtime's own cost. The arena is placed by allocate_tensors() and does
+    not move while shapes stay fixed, so the array made here from the buffer's address stays
+    valid; Stage.invoke checks that after the first invoke. The array keeps the interpreter
+    alive, and it does not count as a view for the wrapper's "reference to internal data" check.
+    """
+    view = interpreter.tensor(index)()
+    memory = (ctypes.c_byte * view.nbytes).from_address(view.ctypes.data)
+    memory.owner = interpreter
+    return np.frombuffer(memory, dtype=view.dtype).reshape(view.shape)
+
+
+class StageBase:
+    """What the cascade asks of a stage besides invoke(): its ports by name, and how its inputs
+    reach the runtime. The defaults are those of a stage whose ports are the runtime's tensors.
+    A subclass sets name, path, clock, inputs, outputs, invokes = 0 and _run (one run of the
+    model), and checks its ports after the first run in _check_first_run()."""
+
+    def invoke(self) -> float:
+        """Run the model once; returns the seconds it took."""
+        start = self.clock()
+        self._run()
+        seconds = self.clock() - start
+        self.invokes += 1
+        if self.invokes == 1:
+            self._check_first_run()
+        return seconds
+
+    def port(self, kind: str, name: str) -> Port:
+        ports = self.inputs if kind == "input" else self.outputs
+        if name not in ports:
+            raise CascadeError(f"{self.path}: no {kind} '{name}' in its signature "
+                               f"(has {', '.join(sorted(ports)) or 'none'})")
+        return ports[name]
+
+    def flushes(self) -> list:
+        """Callables that pass filled input arrays to the runtime: none, they are its tensors."""
+        return []
+
+    def share_output(self, name: str, readers: list) -> bool:
+        """Let each (stage, input name) of `readers` read output `name` where it is written, with
+        no copy; False here: an Interpreter's every input is a tensor of its own."""
+        return False
+
+
+class Stage(StageBase):
+    """One TFLite Interpreter (the trunk or a subnet step): its ports are its own tensors."""
+
+    def __init__(self, name: str, interpreter, path, clock=time.perf_counter):
+        self.name = name
+        self.clock = clock
+        self.path = path
+        self.interpreter = interpreter
+        ins, outs = signature_details(interpreter)
+        try:
+            self.inputs = {n: Port(d, _bind(interpreter, d["index"])) for n, d in ins.items()}
+            self.outputs = {n: Port(d, _bind(interpreter, d["index"])) for n, d in outs.items()}
+        except TypeError as exc:
+            raise CascadeError(f"{path}: {exc}") from None
+        self._run = interpreter.invoke
+        self.invokes = 0
+
+    def on_delegate(self) -> bool | None:
+        from device.runtime import runs_on_delegate
+        return runs_on_delegate(self.interpreter)
+
+    def _check_first_run(self) -> None:
+        """The bound ports must still point into the arena after an invoke (a model with dynamic
+        shapes would reallocate its tensors there); refuse the file rather than read stale memory."""
+        for name, port in {**self.inputs, **self.outputs}.items():
+            view = self.interpreter.tensor(port.index)()
+            moved = view.ctypes.data != port.array.ctypes.data
+            del view
+            if moved:
+                raise CascadeError(f"{self.path}: tensor '{name}' moved during invoke (dynamic shapes?); "
+                                   f"re-export the bundle with fixed shapes")

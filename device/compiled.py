@@ -9,8 +9,8 @@ models' input: the trunk writes its tensor once and every subnet reads that memo
 Outputs the cascade reads (f_k, logits, exit statistics) are host-memory buffers over numpy
 arrays of ours, so Python reads them where the model wrote them; LiteRT wants them 64-byte
 aligned, else it would silently copy them. Inputs must be the runtime's own buffers (LiteRT
-refuses a fixed-shape input a host-memory buffer, which has no shape), so an input Python fills
-(the image, [f_1..f_{k-1}]) is a numpy staging array passed in one call per frame.
+refuses a host-memory buffer, which has no shape, for a fixed-shape input), so an input Python
+fills (the image, [f_1..f_{k-1}]) is a numpy staging array passed in one call per frame.
 
 Per frame this calls the pybind layer under ai-edge-litert's Python classes (RunByIndex,
 WriteTensor) with capsule lists made once: the public wrappers rebuild those lists and check
@@ -87,7 +87,7 @@ class CompiledStage(StageBase):
                             for n in order["outputs"]}
         except TypeError as exc:
             raise CascadeError(f"{path}: {exc}") from None
-        self._buffers = {}  # name -> TensorBuffer, kept alive as long as the stage
+        self._buffers = {}  # ("input" | "output", name) -> TensorBuffer, alive as long as the stage
         for n, buffer in zip(order["inputs"], self.model.create_input_buffers(signature)):
             self._buffers[("input", n)] = buffer
         for n, port in self.outputs.items():

@@ -295,9 +295,10 @@ def bench_overhead(bundle, frames, inputs, threads, seconds):
 def hand_over_s(cascade, inputs, exits):
     """Mean non-invoke seconds per frame of a bare loop over the same images and exits as a
     router run. It does only what the split bundle needs around the invokes: the tensor moves
-    between interpreters (trunk tensor and [f_1..f_{k-1}] into subnet k) and the call of each
-    stage; no guard, exit decision, router or log. The image is placed in the trunk's input
-    untimed, as the daemon's preprocessing writes it there. Its own for loop is counted in it
+    between stages (the image into the runtime where it has its own buffers, the trunk tensor
+    where it is not shared, [f_1..f_{k-1}] into subnet k) and the call of each stage; no guard,
+    exit decision, router or log. The image is preprocessed into Cascade.input untimed, as the
+    daemon's preprocessing counts apart. Its own for loop is counted in it
     too, so it slightly overstates the floor."""
     clock = time.perf_counter
     non_invoke = 0.0

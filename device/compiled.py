@@ -1,8 +1,8 @@
 """Stages run by LiteRT's CompiledModel (ai-edge-litert): the trunk tensor is never copied.
 
 A TFLite Interpreter gives every model its own input tensors, so with Interpreters the cascade
-copies the 64 KiB trunk tensor into each subnet it runs: about 3 us per subnet on this
-project's x86 host, the largest part of the runtime's own cost per frame. A CompiledModel runs
+copies the 64 KiB trunk tensor into each subnet it runs, the largest part of the tensor
+hand-over that bench/device_runtime.py measures for both kinds of stage. A CompiledModel runs
 on TensorBuffers the caller passes, and one buffer can be one model's output and several
 models' input: the trunk writes its tensor once and every subnet reads that memory.
 
@@ -14,8 +14,8 @@ fills (the image, [f_1..f_{k-1}]) is a numpy staging array passed in one call pe
 
 Per frame this calls the pybind layer under ai-edge-litert's Python classes (RunByIndex,
 WriteTensor) with capsule lists made once: the public wrappers rebuild those lists and check
-dtypes on every call, 1-1.5 us each. Those entry points are checked when a stage is made
-(`available()`); without them the runtime falls back to the Interpreter. Unlike the
+dtypes on every call. device/runtime.py checks those entry points (`available()`) and falls
+back to the Interpreter without them. Unlike the
 Interpreter's invoke, a run holds the GIL: a grabber thread waits at most one stage for it.
 """
 import functools

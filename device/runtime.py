@@ -3,8 +3,8 @@
 Preference: ai-edge-litert (Google's current wheel), then tflite-runtime (the only choice on
 32-bit Raspberry Pi OS), then the full tensorflow package. With ai-edge-litert the cascade runs
 LiteRT's CompiledModel, whose buffers the trunk and the subnets share (device/compiled.py);
-`litert-interpreter` runs its classic Interpreter instead, as the other two runtimes do. The module is imported by name
-inside a function so that device/ never imports tensorflow at module level. The thread count
+`litert-interpreter` runs its classic Interpreter instead, as the other two runtimes do. The
+module is imported by name inside a function so that device/ never imports tensorflow at module level. The thread count
 is always passed explicitly: the LiteRT Python interpreter runs one thread when none is given.
 """
 import importlib
@@ -71,23 +71,20 @@ def stage_factory(runtime: str | None = None):
     """A function (name, model_path, threads, clock) -> cascade stage, bound to one runtime:
     a CompiledStage for `litert` (when this ai-edge-litert has what it needs), else a Stage
     over an allocated interpreter."""
+    from device import compiled
     from device.stage import Stage
     interpreters = interpreter_factory(runtime)
-    name = interpreters.runtime_name
-    if name == "litert":
-        from device import compiled
-        if compiled.available():
-            def make(stage_name, model_path, threads, clock):
-                if threads < 1:
-                    raise ValueError(f"threads must be >= 1, got {threads}")
-                return compiled.CompiledStage(stage_name, model_path, threads, clock)
-            make.runtime_name = name
-            return make
-        name = "litert-interpreter"
+    use_compiled = interpreters.runtime_name == "litert" and compiled.available()
 
     def make(stage_name, model_path, threads, clock):
+        if use_compiled:
+            if threads < 1:
+                raise ValueError(f"threads must be >= 1, got {threads}")
+            return compiled.CompiledStage(stage_name, model_path, threads, clock)
         return Stage(stage_name, interpreters(model_path, threads), model_path, clock)
-    make.runtime_name = name
+    # litert without CompiledModel support runs its Interpreter: say so in the name
+    make.runtime_name = ("litert-interpreter" if interpreters.runtime_name == "litert" and not use_compiled
+                         else interpreters.runtime_name)
     return make
 
 

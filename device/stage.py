@@ -13,6 +13,8 @@ import time
 
 import numpy as np
 
+from device.runtime import runs_on_delegate
+
 SIGNATURE = "serving_default"
 
 
@@ -72,20 +74,27 @@ def _requantization(source: Port, target: Port) -> np.ndarray | None:
     return None if source.dtype == target.dtype and np.array_equal(table, codes) else table
 
 
-def same_values(source: Port, target: Port) -> bool:
-    """Whether target can hold source's bytes unchanged: same shape, type and quantization."""
-    if source.shape != target.shape or source.dtype != target.dtype:
+def _same_codes(source: Port, target: Port) -> bool:
+    """Whether a value's bytes mean the same in both tensors: same type, and the same
+    quantization or two whose requantization table maps every 8-bit code to itself."""
+    if source.dtype != target.dtype:
         return False
     if (source.scale, source.zero_point) == (target.scale, target.zero_point):
         return True
-    return source.quantized and target.quantized and _requantization(source, target) is None
+    return (source.quantized and target.quantized and source.dtype.itemsize == 1
+            and _requantization(source, target) is None)
+
+
+def same_values(source: Port, target: Port) -> bool:
+    """Whether target can hold source's bytes unchanged: same shape, type and quantization."""
+    return source.shape == target.shape and _same_codes(source, target)
 
 
 def hand_over(source: Port, target: Port, path, what: str, columns: slice = slice(None)) -> list:
     """Zero-argument callables, run in order, that move one stage's output tensor into another's
     input (into `columns` of its last axis: one f_j of a subnet's [f_1..f_{k-1}]).
 
-    A plain copy where both sides hold the same values; between two 8-bit quantized tensors, a
+    A plain copy where both sides' bytes mean the same; between two 8-bit quantized tensors, a
     256-entry requantization table applied with np.take instead of dequantizing to float and
     quantizing again (seven array passes). np.take wants intp indices and would allocate them
     on every call from the codes, so the codes are first copied into an index buffer allocated
@@ -94,12 +103,10 @@ def hand_over(source: Port, target: Port, path, what: str, columns: slice = slic
     out = target.array[..., columns]
     if out.shape != source.shape:
         raise CascadeError(f"{path}: takes a {what} of shape {out.shape}, it is given {source.shape}")
-    if source.dtype == target.dtype and (source.scale, source.zero_point) == (target.scale, target.zero_point):
+    if _same_codes(source, target):
         return [functools.partial(np.copyto, out, source.array)]
     if source.quantized and target.quantized and source.dtype.itemsize == 1:
         table = _requantization(source, target)
-        if table is None:
-            return [functools.partial(np.copyto, out, source.array)]
         indices = np.empty(source.shape, dtype=np.intp)
         return [functools.partial(np.copyto, indices, source.array.view(np.uint8)),
                 functools.partial(np.take, table, indices, out=out, mode="clip")]
@@ -134,7 +141,7 @@ def _bind(interpreter, index: int) -> np.ndarray:
     set_tensor()/get_tensor() copy through a wrapper: per frame and per subnet, that wrapper
     work was most of the runtime's own cost. The arena is placed by allocate_tensors() and does
     not move while shapes stay fixed, so the array made here from the buffer's address stays
-    valid; Stage.invoke checks that after the first invoke. The array keeps the interpreter
+    valid; Stage checks that after the first invoke. The array keeps the interpreter
     alive, and it does not count as a view for the wrapper's "reference to internal data" check.
     """
     view = interpreter.tensor(index)()
@@ -194,7 +201,6 @@ class Stage(StageBase):
         self.invokes = 0
 
     def on_delegate(self) -> bool | None:
-        from device.runtime import runs_on_delegate
         return runs_on_delegate(self.interpreter)
 
     def _check_first_run(self) -> None:

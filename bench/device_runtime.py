@@ -173,8 +173,7 @@ def raw_pipeline(bundle, threads, make):
             if feats is not None:
                 s.set_tensor(sig["inputs"]["args_1"], feats)
             s.invoke()
-            f = s.get_tensor(sig["outputs"]["output_0"])
-            feats = f if feats is None else np.concatenate([feats, f], axis=1)
+            feats = s.get_tensor(sig["outputs"]["output_0"])
         return s.get_tensor(sig["outputs"]["output_1"])
     return run
 
@@ -247,10 +246,11 @@ def run_policy(cascade, policy, frames, seconds, sampler=None, hogs_at=None, hog
             hog_procs.extend(subprocess.Popen([sys.executable, "-c", HOG.format(seconds=hog_seconds)])
                              for _ in range(2))
 
-    telemetry = Telemetry(io.StringIO(), ["x"] * 1000, policy.deadline_s or 1.0, cascade.num_subnets,
-                          policy.name, summary_every_s=float("inf"), summary_stream=io.StringIO())
-    stats = run_loop(source, cascade, policy, telemetry, sampler=sampler, duration_s=seconds, on_frame=collect,
-                     clock=clock)
+    with tempfile.TemporaryFile("w", encoding="utf-8") as log:  # the JSON lines go to a file, as with --log FILE
+        telemetry = Telemetry(log, ["x"] * 1000, policy.deadline_s or 1.0, cascade.num_subnets,
+                              policy.name, summary_every_s=float("inf"), summary_stream=io.StringIO())
+        stats = run_loop(source, cascade, policy, telemetry, sampler=sampler, duration_s=seconds,
+                         on_frame=collect, clock=clock)
     for p in hog_procs:
         p.wait()
     k = n[0]
@@ -258,16 +258,20 @@ def run_policy(cascade, policy, frames, seconds, sampler=None, hogs_at=None, hog
                 hogs_at=hog_started[0], stats=stats, drops=source.drops)
 
 
-def bench_overhead(bundle, frames, inputs, threads, seconds):
-    """Loop overhead of each precision the bundle has. fp32, whose figures the targets use, is
+def bench_overhead(bundle, frames, inputs, threads, profile, rounds, seconds):
+    """Loop overhead of each precision the bundle has, with the daemon's sensors and a log file.
+    Each variant runs `rounds` rounds of `seconds`; its figures are those of the round with the
+    median overhead fraction, and the spread of the rounds is reported beside them: this host's
+    speed drifts from one second to the next. fp32, whose figures the targets use, is
     measured twice: in wall time, and in this thread's CPU time (with one interpreter thread the
     invokes run on it), which leaves out time spent preempted by other processes on a shared
     host; where the runtime is LiteRT's CompiledModel, once more with its Interpreter stages,
-    which copy the trunk tensor into every subnet. Each wall-time run is then replayed by a bare
-    loop (hand_over_s)."""
-    out = {"includes": "tensor hand-over, exit decisions, deadline guard, cost model, router update, JSON line "
-                       "to an in-memory log"}
+    which copy the trunk tensor and the features into every subnet. Each wall-time median round
+    is then replayed by a bare loop (hand_over_s)."""
+    out = {"includes": "tensor hand-over, exit decisions, deadline guard, cost model, router update, sensor "
+                       "polls, JSON line to a log file", "rounds": rounds, "round_seconds": seconds}
     compiled = stage_factory(None).runtime_name == "litert"
+    limits = ThermalLimits(profile.soft_throttle_c, profile.hard_throttle_c)
     for precision in bundle.precisions():
         variants = {"wall": (time.perf_counter, None)}
         if precision == "fp32":
@@ -278,12 +282,19 @@ def bench_overhead(bundle, frames, inputs, threads, seconds):
         for name, (clock, runtime) in variants.items():
             cascade = Cascade(bundle, runtime=runtime, threads=threads, clock=clock, precision=precision)
             cascade.warm_up()
-            run = run_policy(cascade, make_policy("router", bundle, 1.0), frames, seconds, clock=clock)
+            runs = []
+            for _ in range(rounds):
+                sampler = SensorSampler(BoardSensors(profile))
+                runs.append(run_policy(cascade, make_policy("router", bundle, 1.0, limits, sampler), frames, seconds,
+                                       sampler, clock=clock))
+            fractions = [run["stats"].overhead_s / run["stats"].loop_s for run in runs]
+            run = runs[int(np.argsort(fractions)[len(runs) // 2])]
             s = run["stats"]
             measured = {"runtime": cascade.runtime_name, "frames": s.frames,
                         "mean_frame_ms": 1e3 * s.loop_s / s.frames,
                         "overhead_us_per_frame": 1e6 * s.overhead_s / s.frames,
-                        "overhead_fraction": s.overhead_s / s.loop_s}
+                        "overhead_fraction": s.overhead_s / s.loop_s,
+                        "round_fractions": fractions}
             if clock is time.perf_counter:
                 hand_over = hand_over_s(cascade, inputs[run["index"]], run["exits"])
                 measured["hand_over_us_per_frame"] = 1e6 * hand_over
@@ -296,7 +307,7 @@ def hand_over_s(cascade, inputs, exits):
     """Mean non-invoke seconds per frame of a bare loop over the same images and exits as a
     router run. It does only what the split bundle needs around the invokes: the tensor moves
     between stages (the image into the runtime where it has its own buffers, the trunk tensor
-    where it is not shared, [f_1..f_{k-1}] into subnet k) and the call of each stage; no guard,
+    and [f_1..f_{k-1}] where they are not shared) and the call of each stage; no guard,
     exit decision, router or log. The image is preprocessed into Cascade.input untimed, as the
     daemon's preprocessing counts apart. Its own for loop is counted in it
     too, so it slightly overstates the floor."""
@@ -465,20 +476,23 @@ def report_md(r, command):
         *[f"| {n} | {s['mean']:.3f} | {s['p50']:.3f} | {s['p95']:.3f} |" for n, s in c["stats_ms"].items()], "",
         "## Router overhead", "",
         "The router policy at a 1 s budget (it settles on its most accurate setting), frames as fast as the "
-        "loop takes them. overhead = loop time - invokes - preprocessing: " + o["includes"] + ". Wall time "
+        f"loop takes them, {o['rounds']} rounds of {o['round_seconds']:.0f} s per row; a row shows the round "
+        "with the median overhead / frame, and the last column every round's. overhead = loop time - invokes "
+        "- preprocessing: " + o["includes"] + ". Wall time "
         "also counts the time the process sat preempted outside an invoke; CPU time does not. Hand-over: "
         "the non-invoke time of a bare loop over the same images and exits that only moves the tensors "
         "between stages and calls each stage (no exit decision, guard, router or log); rest = overhead - "
-        "hand-over. Runtime litert = LiteRT's CompiledModel, whose subnets read the trunk's output buffer; "
-        "litert-interpreter = its Interpreter, which copies the trunk tensor into each subnet that runs.", "",
+        "hand-over. Runtime litert = LiteRT's CompiledModel, whose subnets read the trunk's output buffer "
+        "and subnet k the features buffer of subnet k-1; litert-interpreter = its Interpreter, which copies "
+        "both into each subnet that runs.", "",
         "| precision | clock | runtime | frames | mean frame ms | overhead us | overhead / frame | hand-over us "
-        "| rest / frame |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| rest / frame | rounds' overhead / frame |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         *[f"| {precision} | {name} | {m['runtime']} | {m['frames']} | {m['mean_frame_ms']:.3f} | "
           f"{m['overhead_us_per_frame']:.1f} | {100 * m['overhead_fraction']:.2f}% | "
           + (f"{m['hand_over_us_per_frame']:.1f} | {100 * m['rest_fraction']:.2f}% |" if "hand_over_us_per_frame" in m
-             else "- | - |")
-          for precision, clocks in o.items() if precision != "includes" for name, m in clocks.items()], "",
+             else "- | - |") + " " + ", ".join(f"{100 * f:.2f}%" for f in sorted(m["round_fractions"])) + " |"
+          for precision, clocks in o.items() if isinstance(clocks, dict) for name, m in clocks.items()], "",
         "## Budget under load", "",
         f"Budget {load['budget_ms']:.3f} ms = halfway between fixed:1 "
         f"({load['unloaded_ms']['fixed:1']['mean']:.3f} ms) and {top} "
@@ -527,6 +541,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rounds", type=int, default=600, help="interleaved rounds of the cache benchmark")
     p.add_argument("--run-seconds", type=float, default=6.0, help="seconds per policy under load")
+    p.add_argument("--overhead-rounds", type=int, default=5, help="1 s rounds of each router-overhead variant")
     p.add_argument("--camera-interval", type=float, default=2.0,
                    help="frame interval of the camera regime under load, in budgets (default 2: a frame every 2 x budget)")
     p.add_argument("--memory-frames", type=int, default=10_000)
@@ -552,7 +567,7 @@ def main(argv=None):
         print("1/4 feature cache ...", file=sys.stderr)
         cache = bench_cache(cascade, bundle, inputs, args.threads, monolith, args.rounds)
     print("2/4 router overhead ...", file=sys.stderr)
-    overhead = bench_overhead(bundle, frames, inputs, args.threads, 3.0)
+    overhead = bench_overhead(bundle, frames, inputs, args.threads, profile, args.overhead_rounds, 1.0)
     print("3/4 budget under load ...", file=sys.stderr)
     load = bench_load(cascade, bundle, frames, labels, table, profile, args.run_seconds, args.camera_interval)
     print("4/4 memory and start-up ...", file=sys.stderr)

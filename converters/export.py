@@ -51,8 +51,8 @@ class ExitStatistics(nn.Module):
 
 
 class SubnetExport(nn.Module):
-    """subnet_k.tflite: (trunk tensor NHWC, cached [f_1..f_{k-1}]) -> (f_k, logits_k, exit statistics)
-    via net.subnet_step and ExitStatistics.
+    """subnet_k.tflite: (trunk tensor NHWC, cached [f_1..f_{k-1}]) -> ([f_1..f_k], logits_k,
+    exit statistics) via net.subnet_step and ExitStatistics.
 
     Only branch k and the head are reached, so the converter keeps no other branch's weights.
     """
@@ -64,8 +64,8 @@ class SubnetExport(nn.Module):
         self.exit_statistics = ExitStatistics()
 
     def forward(self, trunk_nhwc, cached=None):
-        f_k, logits = self.net.subnet_step(trunk_nhwc.permute(0, 3, 1, 2), cached, self.k)
-        return f_k, logits, self.exit_statistics(logits)
+        features, logits = self.net.subnet_step(trunk_nhwc.permute(0, 3, 1, 2), cached, self.k)
+        return features, logits, self.exit_statistics(logits)
 
 
 class MonolithExport(nn.Module):

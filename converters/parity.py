@@ -62,8 +62,7 @@ def subnet_logits(net, t: torch.Tensor) -> list:
     """logits_1..K through net.subnet_step with the cache, exactly as the exported files chain."""
     cached, logits = None, []
     for k in range(1, net.num_subnets + 1):
-        f_k, lg = net.subnet_step(t, cached, k)
-        cached = f_k if cached is None else torch.cat([cached, f_k], dim=1)
+        cached, lg = net.subnet_step(t, cached, k)
         logits.append(lg)
     return logits
 

@@ -50,8 +50,7 @@ def calibration_inputs(net, images: np.ndarray) -> dict:
             inputs[f"subnet_{k}"] = [(t[None],) for t in trunk]
         else:
             inputs[f"subnet_{k}"] = [(t[None], c[None]) for t, c in zip(trunk, cached)]
-        f_k = SubnetExport(net, k)(trunk, cached)[0]
-        cached = f_k if cached is None else torch.cat([cached, f_k], dim=1)
+        cached = SubnetExport(net, k)(trunk, cached)[0]
     return inputs
 
 

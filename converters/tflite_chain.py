@@ -74,7 +74,8 @@ class ChainOutputs(NamedTuple):
 
 
 class Chain:
-    """trunk + subnets as the board runs them: subnet k reads the trunk tensor and cached [f_1..f_{k-1}]."""
+    """trunk + subnets as the board runs them: subnet k reads the trunk tensor and the features
+    [f_1..f_{k-1}] that subnet k-1 returned."""
 
     def __init__(self, trunk: Path, subnets: list, runtime: str = "ai_edge_litert", threads: int = 1):
         self.trunk = TFLiteFile(trunk, runtime, threads)
@@ -85,8 +86,7 @@ class Chain:
         (t,) = self.trunk(image)
         cached, logits, stats = None, [], []
         for k, subnet in enumerate(self.subnets, start=1):
-            f_k, out, exit_stats = subnet(t) if k == 1 else subnet(t, cached)
-            cached = f_k if cached is None else np.concatenate([cached, f_k], axis=1)
+            cached, out, exit_stats = subnet(t) if k == 1 else subnet(t, cached)
             logits.append(out[0])
             stats.append(exit_stats[0])
         return t[0], logits, stats
@@ -106,8 +106,7 @@ class Chain:
         for k, subnet in enumerate(self.subnets, start=1):
             args = (t,) if k == 1 else (t, cached)
             calls[subnet.path.name] = (subnet, args)
-            f_k = subnet(*args)[0]
-            cached = f_k if cached is None else np.concatenate([cached, f_k], axis=1)
+            cached = subnet(*args)[0]
         calls["cascade"] = (self.run_image, (image,))
         return {name: median_ms(fn, args, repeats, warmup) for name, (fn, args) in calls.items()}
 

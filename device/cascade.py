@@ -2,7 +2,8 @@
 
 A frame runs the trunk, then subnet 1; it stops at the first subnet whose softmax entropy is
 at or under that subnet's threshold, else escalates to the next subnet, which reads the
-cached trunk tensor and [f_1..f_{k-1}] instead of recomputing them. Each subnet file computes
+cached trunk tensor and the features [f_1..f_{k-1}] that the subnet before it returned,
+instead of recomputing them. Each subnet file computes
 its own entropy, top-1 probability and class (its exit statistics output), so a decision
 reads one number. Before escalating, the deadline guard compares the time spent plus the next
 subnet's measured cost with the deadline and, when it would pass, answers with what it has.
@@ -56,6 +57,7 @@ class CostModel:
         self.max_ratio = max_ratio
         self.slowdown = 1.0
         self.deviation = 0.0
+        self.factor = 1.0  # slowdown + spread x deviation: what predict() scales a nominal cost by
         self._set_nominal([0.0] * stages)  # seconds; 0 = not measured yet
 
     def _set_nominal(self, nominal: list) -> None:
@@ -66,22 +68,27 @@ class CostModel:
 
     def observe_frame(self, latencies) -> None:
         """Learn from one frame: latencies[i] is stage i's seconds (trunk, subnet 1, ...). It runs
-        on every frame, hence the locals. A frame that reaches a stage not measured yet (no
-        warm-up) only sets nominal costs: the slowdown learns from the frames after it."""
+        on every frame, hence the locals and the conditional expressions in place of min() and
+        abs(). A frame that reaches a stage not measured yet (no warm-up) only sets nominal
+        costs: the slowdown learns from the frames after it."""
         if self._unmeasured and 0.0 in self.nominal[:len(latencies)]:
             self._set_nominal([cost or seconds for cost, seconds in zip(self.nominal, latencies)]
                               + self.nominal[len(latencies):])
             return
         slowdown, deviation, max_ratio = self.slowdown, self.deviation, self.max_ratio
         for seconds, nominal, rate in zip(latencies, self.nominal, self._rate):
-            ratio = min(seconds / nominal, max_ratio)
-            deviation += rate * (abs(ratio - slowdown) - deviation)
-            slowdown += rate * (ratio - slowdown)
+            ratio = seconds / nominal
+            if ratio > max_ratio:
+                ratio = max_ratio
+            error = ratio - slowdown
+            deviation += rate * ((error if error >= 0.0 else -error) - deviation)
+            slowdown += rate * error
         self.slowdown, self.deviation = slowdown, deviation
+        self.factor = slowdown + self.spread * deviation
 
     def predict(self, stage: int) -> float:
         """A cautious estimate: nominal x (slowdown + `spread` deviations); 0 before any measurement."""
-        return self.nominal[stage] * (self.slowdown + self.spread * self.deviation)
+        return self.nominal[stage] * self.factor
 
     def calibrate(self, samples: list) -> None:
         """Nominal costs from warm-up samples (one list of seconds per stage); slowdown back to 1.
@@ -90,13 +97,13 @@ class CostModel:
         during warm-up must outlast every round to bias it. A biased nominal cost would last, as
         the deadline guard never lets a stage run whose predicted cost stays past the deadline."""
         self._set_nominal([float(min(s)) for s in samples])
-        self.slowdown, self.deviation = 1.0, 0.0
+        self.slowdown, self.deviation, self.factor = 1.0, 0.0, 1.0
 
 
 class _Wiring(NamedTuple):
     """What one subnet step runs: its stage and the prepared moves before its invoke."""
     stage: object
-    load: tuple          # callables: the trunk tensor, then f_1..f_{k-1}, into its inputs
+    load: tuple          # callables: the trunk tensor and [f_1..f_{k-1}] into its inputs, where not shared
 
 
 class Result(NamedTuple):
@@ -155,12 +162,14 @@ class Cascade:
 
     def _build_cache(self, num_classes: int) -> FeatureCache:
         """The cache over the subnets' own output arrays."""
-        features, logits, exit_stats = [], [], []
+        widths, logits, exit_stats = [], [], []
         for stage in self.subnets:
             f_out, logits_out = stage.port("output", "output_0"), stage.port("output", "output_1")
-            if len(f_out.shape) != 2 or f_out.shape[0] != 1 or logits_out.shape != (1, num_classes):
-                raise CascadeError(f"{stage.path}: outputs (f_k {f_out.shape}, logits {logits_out.shape}) do not "
-                                   f"fit (1, D) and (1, {num_classes})")
+            if (len(f_out.shape) != 2 or f_out.shape[0] != 1 or f_out.shape[1] <= (widths or [0])[-1]
+                    or logits_out.shape != (1, num_classes)):
+                raise CascadeError(f"{stage.path}: outputs (features {f_out.shape}, logits {logits_out.shape}) do "
+                                   f"not fit (1, D) with D past the last subnet's {(widths or [0])[-1]}, and "
+                                   f"(1, {num_classes})")
             if "output_2" not in stage.outputs:
                 raise CascadeError(f"{stage.path}: has no exit statistics output (output_2), which bundle format "
                                    f"3 subnet files have; rebuild the bundle with host/build.py")
@@ -169,16 +178,18 @@ class Cascade:
                 raise CascadeError(f"{stage.path}: exit statistics (output_2) are "
                                    f"{stats_out.dtype}{list(stats_out.shape)}, not float32 [1, 3]; "
                                    f"rebuild the bundle with host/build.py")
-            features.append(f_out.array)
+            widths.append(f_out.shape[1])
             logits.append(logits_out.array)
-            exit_stats.append(stats_out.array)
-        return FeatureCache(features, logits, exit_stats)
+            exit_stats.append(memoryview(stats_out.array[0]))
+        return FeatureCache(widths, logits, exit_stats)
 
     def _wire_subnets(self) -> list:
         """Check each subnet's inputs against what feeds them; prepare the moves each step makes.
 
-        Where the stages can share one buffer for the trunk tensor (CompiledStages), no step
-        copies it; otherwise each step copies it into its subnet's input."""
+        Where two stages can share one buffer (CompiledStages whose tensors hold the same
+        values), the reader takes the writer's output as its input and no step copies it:
+        the trunk tensor into every subnet, subnet k-1's features into subnet k. Otherwise the
+        step copies it (or requantizes it, between int8 tensors of different scales)."""
         trunk_out = self.trunk.port("output", "output_0")
         shared = self.trunk.share_output("output_0", [(stage, "args_0") for stage in self.subnets])
         wiring = []
@@ -189,17 +200,17 @@ class Cascade:
                 if cached_in.shape != (1, self.cache.prefix_width(k)):
                     raise CascadeError(f"{stage.path}: takes cached features {cached_in.shape}, "
                                        f"[f_1..f_{k - 1}] is {(1, self.cache.prefix_width(k))}")
-                offsets = self.cache.offsets
-                for j in range(1, k):
-                    load += hand_over(self.subnets[j - 1].port("output", "output_0"), cached_in, stage.path,
-                                      f"f_{j}", slice(offsets[j - 1], offsets[j]))
+                previous = self.subnets[k - 2]
+                features_out = previous.port("output", "output_0")  # before sharing hides its array
+                if not previous.share_output("output_0", [(stage, "args_1")]):
+                    load += hand_over(features_out, cached_in, stage.path, f"[f_1..f_{k - 1}]")
             wiring.append(_Wiring(stage, tuple(load + stage.flushes())))
         return wiring
 
     def run_trunk(self, image: np.ndarray) -> float:
         """Run the trunk on one preprocessed image (the trunk's input shape; no copy when it is
         `self.input`); returns its seconds."""
-        self.cache.new_frame()
+        self.cache.filled = 0  # the trunk tensor changes: no cached feature is valid any more
         if image is not self._input.array:
             self._input.write(image)
         for flush in self._trunk_load:
@@ -219,7 +230,7 @@ class Cascade:
         return self.logits(k), self.exit_statistics(k)[0], seconds
 
     def step(self, k: int) -> float:
-        """Subnet k's invoke with its tensors moved through the cache, unchecked (run_subnet checks
+        """Subnet k's invoke with its inputs moved in from the cache, unchecked (run_subnet checks
         the order); returns its seconds."""
         stage, load = self._wiring[k - 1]
         for copy in load:
@@ -231,7 +242,7 @@ class Cascade:
     def exit_statistics(self, k: int) -> tuple[float, float, int]:
         """(softmax entropy in nats, top-1 probability, top-1 class) of subnet k's last run, as its
         file computed them."""
-        entropy, top1, label = self.cache.exit_stats[k - 1][0].tolist()
+        entropy, top1, label = self.cache.exit_stats[k - 1].tolist()
         return entropy, top1, int(label)
 
     def logits(self, k: int) -> np.ndarray:
@@ -255,13 +266,14 @@ class Cascade:
         cut = False
         last = self.num_subnets
         exit_stats = self.cache.exit_stats
+        costs = self.costs
         for k in range(1, last + 1):
             if k > 1 and deadline_s is not None:
-                if self.clock() - start + self.costs.predict(k) > deadline_s:
+                if self.clock() - start + costs.nominal[k] * costs.factor > deadline_s:  # costs.predict(k)
                     cut = True
                     break
             latencies.append(self.step(k))
-            if k < last and exit_stats[k - 1].item(0) <= thresholds[k - 1]:
+            if k < last and exit_stats[k - 1][0] <= thresholds[k - 1]:
                 break
         exit_k = self.cache.filled
         entropy, score, label = self.exit_statistics(exit_k)

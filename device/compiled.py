@@ -1,16 +1,18 @@
-"""Stages run by LiteRT's CompiledModel (ai-edge-litert): the trunk tensor is never copied.
+"""Stages run by LiteRT's CompiledModel (ai-edge-litert): no tensor is copied between files.
 
 A TFLite Interpreter gives every model its own input tensors, so with Interpreters the cascade
-copies the 64 KiB trunk tensor into each subnet it runs, the largest part of the tensor
-hand-over that bench/device_runtime.py measures for both kinds of stage. A CompiledModel runs
-on TensorBuffers the caller passes, and one buffer can be one model's output and several
-models' input: the trunk writes its tensor once and every subnet reads that memory.
+copies the 64 KiB trunk tensor into each subnet it runs, and subnet k-1's features into subnet
+k: the tensor hand-over that bench/device_runtime.py measures for both kinds of stage. A
+CompiledModel runs on TensorBuffers the caller passes, and one buffer can be one model's output
+and several models' input: the trunk writes its tensor once and every subnet reads that memory,
+and subnet k reads the features where subnet k-1 wrote them.
 
-Outputs the cascade reads (f_k, logits, exit statistics) are host-memory buffers over numpy
-arrays of ours, so Python reads them where the model wrote them; LiteRT wants them 64-byte
-aligned, else it would silently copy them. Inputs must be the runtime's own buffers (LiteRT
-refuses a host-memory buffer, which has no shape, for a fixed-shape input), so an input Python
-fills (the image, [f_1..f_{k-1}]) is a numpy staging array passed in one call per frame.
+Outputs the cascade reads (logits, exit statistics) are host-memory buffers over numpy arrays
+of ours, so Python reads them where the model wrote them; LiteRT wants them 64-byte aligned,
+else it would silently copy them. Inputs must be the runtime's own buffers (LiteRT refuses a
+host-memory buffer, which has no shape, for a fixed-shape input), so an input Python fills
+(the image; features whose quantization differs between two files) is a numpy staging array
+passed in one call per frame.
 
 Per frame this calls the pybind layer under ai-edge-litert's Python classes (RunByIndex,
 WriteTensor) with capsule lists made once: the public wrappers rebuild those lists and check

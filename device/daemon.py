@@ -57,6 +57,7 @@ def run_loop(source, cascade, policy, telemetry, sampler=None, stop: threading.E
             heartbeat()
         frame = source.read(0.5)
         if frame is None:
+            telemetry.flush()  # no line waits for a frame that may not come
             if source.ended:
                 break
             continue  # a live camera that has not delivered yet (or is reconnecting)

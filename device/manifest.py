@@ -36,14 +36,15 @@ model/manifest.json (JSON, nothing executed or unpickled):
                                 "images" (N, H, W, 3) uint8 RGB and "labels" (N,) int64.
 
 Subnet k's TFLite file takes (trunk tensor, features [f_1..f_{k-1}]) and returns
-(f_k, logits_k, exit statistics) with signature inputs "args_0", "args_1" and outputs
+(features [f_1..f_k], logits_k, exit statistics) with signature inputs "args_0", "args_1" and outputs
 "output_0", "output_1", "output_2"; subnet 1 takes the trunk tensor alone ("args_0"). The
 exit statistics are float32 (1, 3): [softmax entropy in nats, top-1 probability, top-1 class
 index] of logits_k, computed inside the file so that the board's exit decision and answer
-read three numbers.
+read three numbers. Subnet k's features output is subnet k+1's features input as it stands.
 """
 FORMAT_NAME = "dynedge-bundle"
-FORMAT_VERSION = 3  # 2: the router curve carries per-subnet exit levels; 3: subnet files output exit statistics
+FORMAT_VERSION = 4  # 2: the router curve carries per-subnet exit levels; 3: subnet files output exit
+# statistics; 4: subnet k outputs [f_1..f_k], not f_k
 MANIFEST_NAME = "manifest.json"
 
 REQUIRED_KEYS = (

@@ -90,9 +90,9 @@ def same_values(source: Port, target: Port) -> bool:
     return source.shape == target.shape and _same_codes(source, target)
 
 
-def hand_over(source: Port, target: Port, path, what: str, columns: slice = slice(None)) -> list:
+def hand_over(source: Port, target: Port, path, what: str) -> list:
     """Zero-argument callables, run in order, that move one stage's output tensor into another's
-    input (into `columns` of its last axis: one f_j of a subnet's [f_1..f_{k-1}]).
+    input.
 
     A plain copy where both sides' bytes mean the same; between two 8-bit quantized tensors, a
     256-entry requantization table applied with np.take instead of dequantizing to float and
@@ -100,7 +100,7 @@ def hand_over(source: Port, target: Port, path, what: str, columns: slice = slic
     on every call from the codes, so the codes are first copied into an index buffer allocated
     here, once.
     """
-    out = target.array[..., columns]
+    out = target.array
     if out.shape != source.shape:
         raise CascadeError(f"{path}: takes a {what} of shape {out.shape}, it is given {source.shape}")
     if _same_codes(source, target):

@@ -1,10 +1,18 @@
 """What the daemon reports: one JSON line per frame, and a human summary every few seconds.
 
-The JSON line is written and flushed at once, so a crash or a signal loses at most the frame
-in flight; `--log -` sends it to stdout, a path appends to that file. The summary goes to
-stderr (fps, mean and p95 latency against the budget, exit mix, drops, temperature).
-Latencies are kept in fixed-size rings allocated at start, so memory does not grow with frames.
+`--log -` sends the JSON lines to stdout, a path appends them to that file. A line is written
+and flushed at once unless the last write is less than `write_every_s` (50 ms) old; then it
+waits for the first line after that, or for the loop's next idle turn, or for close(). Frames
+50 ms or more apart get one write each; faster ones, one write per 50 ms, and their lines are
+formatted only then. Formatting a line and writing it, right after an invoke has evicted the
+CPU caches, cost more than all the rest of a sub-ms frame's Python (bench/device_runtime.py
+measures the loop's overhead with a file log). A signal or an exception in the loop still writes every line, since run_camera closes
+the telemetry. Only a hard crash (SIGKILL, a fault in native code) can lose the lines of the
+last 50 ms. The summary goes to stderr (fps, mean and p95 latency against the budget, exit
+mix, drops, temperature). Latencies are kept in a ring allocated at start, so memory does not
+grow with frames.
 """
+import array
 import json
 import sys
 import time
@@ -30,14 +38,19 @@ def open_log(spec: str | None):
 
 
 class LatencyRing:
-    """The last `capacity` latencies (seconds) in a preallocated array."""
+    """The last `capacity` latencies (seconds) in a preallocated array.
+
+    add() stores into an array.array, which takes a Python float without making a numpy
+    scalar; `values` is a numpy view of the same memory for the summaries."""
 
     def __init__(self, capacity: int):
-        self.values = np.zeros(capacity, dtype=np.float64)
+        self._store = array.array("d", bytes(8 * capacity))
+        self.values = np.frombuffer(self._store, dtype=np.float64)
+        self._capacity = capacity
         self.count = 0
 
     def add(self, seconds: float) -> None:
-        self.values[self.count % len(self.values)] = seconds
+        self._store[self.count % self._capacity] = seconds
         self.count += 1
 
     def filled(self) -> np.ndarray:
@@ -62,37 +75,49 @@ class _LineFormat:
     """
 
     _TEMPLATE = ('{"time": %.4f, "frame": %d, "label": %s, "score": %.5f, "entropy": %.5f, '
-                 '"exit_subnet": %d, "deadline_cut": %s, "latency_ms": %.3f, %s%s}')
+                 '"exit_subnet": %d, "deadline_cut": %s, "latency_ms": %.3f, %s%s}\n')
 
     def __init__(self, labels, budget_ms: float, policy: str):
         self._encode = json.JSONEncoder(ensure_ascii=False).encode
         self._labels = [self._encode(label) for label in labels]
         self._fixed = f'"budget_ms": {self._encode(budget_ms)}, "policy": {self._encode(policy)}, '
-        self._tail_key = None
-        self._tail = ""
+        self._tail = (None, "")  # (key, text) of the last tail
 
-    def format(self, frame_id: int, result, latency_s: float, control, reading, source) -> str:
-        return self._TEMPLATE % (time.time(), frame_id, self._labels[result.label], result.score, result.entropy,
-                                 result.exit_subnet, "true" if result.deadline_cut else "false", latency_s * 1e3,
-                                 self._fixed, self._tail_for(control, reading, source.drops, source.bad_frames))
+    def lines(self, rows) -> str:
+        """The lines, newline included, of frames' rows as Telemetry.record keeps them: (time.time(),
+        frame id, result, latency, control, reading, drops, bad frames)."""
+        template, labels, fixed, tail_for = self._TEMPLATE, self._labels, self._fixed, self._tail_for
+        return "".join([template % (wall_time, frame_id, labels[result.label], result.score, result.entropy,
+                                    result.exit_subnet, "true" if result.deadline_cut else "false",
+                                    latency_s * 1e3, fixed, tail_for(control, reading, drops, bad_frames))
+                        for wall_time, frame_id, result, latency_s, control, reading, drops, bad_frames in rows])
 
     def _tail_for(self, control, reading, drops, bad_frames) -> str:
-        """The fields from router_control on, re-encoded only when one of them changed."""
+        """The fields from router_control on, re-encoded only when one of them changed. The key
+        and its text are swapped in as one tuple: the /metrics thread formats lines too."""
         key = (control, reading, drops, bad_frames)
-        if key != self._tail_key:
-            self._tail_key = key
-            self._tail = (f'"router_control": {self._encode(control)}, '
-                          f'"cpu_load": {self._encode(reading.cpu_load)}, '
-                          f'"temperature_c": {self._encode(reading.temperature)}, '
-                          f'"drops": {self._encode(drops)}, "bad_frames": {self._encode(bad_frames)}')
-        return self._tail
+        cached_key, tail = self._tail
+        if key != cached_key:
+            tail = (f'"router_control": {self._encode(control)}, '
+                    f'"cpu_load": {self._encode(reading.cpu_load)}, '
+                    f'"temperature_c": {self._encode(reading.temperature)}, '
+                    f'"drops": {self._encode(drops)}, "bad_frames": {self._encode(bad_frames)}')
+            self._tail = (key, tail)
+        return tail
 
 
 class Telemetry:
-    """Per-frame JSON lines + periodic and final summaries."""
+    """Per-frame JSON lines + periodic and final summaries.
+
+    A frame only keeps its row; every `write_every_s`, and whenever flush() is called, the rows
+    kept since the last write become lines, running totals (for /metrics) and ring latencies
+    (for the summaries): that work then runs once for many frames, with warm caches, and the
+    totals lag the frames by at most `write_every_s`.
+    """
 
     def __init__(self, stream, labels, budget_s: float, num_subnets: int, policy: str,
-                 summary_every_s: float = 5.0, summary_stream=sys.stderr, clock=time.monotonic):
+                 summary_every_s: float = 5.0, summary_stream=sys.stderr, clock=time.monotonic,
+                 write_every_s: float = 0.05):
         self.stream = stream
         self.labels = labels
         self.budget_s = budget_s
@@ -100,29 +125,48 @@ class Telemetry:
         self.summary_every_s = summary_every_s
         self.summary_stream = summary_stream
         self.clock = clock
+        self.write_every_s = write_every_s
         self.started = clock()
         self._latencies = LatencyRing(16384)  # a summary interval is its latest frames
         self.exits = [0] * num_subnets
         self._interval_from = (0, list(self.exits))  # frames and exits at the interval's start
+        self._interval_start = self.started
         self.frames = 0
         self.over_budget = 0
         self.latency_sum = 0.0
-        self.line = ""  # the last frame's JSON line, without the newline
-        self._interval_start = self.started
+        self._pending = []  # rows of the frames since the last flush
+        self._write_at = float("-inf")  # clock() from which a frame's row is flushed at once
+        self._last_row = None
         self._line = _LineFormat(labels, round(budget_s * 1e3, 3), policy)
 
     def record(self, frame_id: int, result, latency_s: float, control, reading, source) -> None:
         """Log one frame (result: cascade Result; reading: router Reading; source: its counters)."""
-        self.frames += 1
-        self.latency_sum += latency_s
-        self.over_budget += latency_s > self.budget_s
-        self.exits[result.exit_subnet - 1] += 1
-        self._latencies.add(latency_s)
-        self.line = self._line.format(frame_id, result, latency_s, control, reading, source)
+        self._last_row = row = (time.time(), frame_id, result, latency_s, control, reading,
+                                source.drops, source.bad_frames)
+        self._pending.append(row)
+        if self.clock() >= self._write_at:
+            self.flush()
+
+    def flush(self) -> None:
+        """Count, log and write the frames recorded since the last flush; print a summary when
+        one is due. The loop also calls it when no frame came."""
+        rows = self._pending
+        if not rows:
+            return
+        self._pending = []
+        budget_s = self.budget_s
+        for row in rows:
+            latency_s = row[3]
+            self.exits[row[2].exit_subnet - 1] += 1
+            self.latency_sum += latency_s
+            self.over_budget += latency_s > budget_s
+            self._latencies.add(latency_s)
+        self.frames += len(rows)
         if self.stream is not None:
-            self.stream.write(self.line + "\n")
+            self.stream.write(self._line.lines(rows))
             self.stream.flush()
         now = self.clock()
+        self._write_at = now + self.write_every_s
         if now - self._interval_start >= self.summary_every_s:
             frames, exits = self._interval_from
             self._summary(now - self._interval_start, self._latencies.latest(self.frames - frames),
@@ -131,10 +175,17 @@ class Telemetry:
             self._interval_start = now
 
     @property
+    def line(self) -> str:
+        """The last frame's JSON line, without the newline ("" before the first frame)."""
+        row = self._last_row
+        return "" if row is None else self._line.lines([row])[:-1]
+
+    @property
     def last(self) -> dict:
         """The last frame's fields, as logged ({} before the first frame); read every few seconds
         at most (summaries, /metrics), so parsing the line beats building a dict per frame."""
-        return json.loads(self.line) if self.line else {}
+        line = self.line
+        return json.loads(line) if line else {}
 
     def _summary(self, seconds: float, lat: np.ndarray, exits: list, prefix: str) -> None:
         if len(lat) == 0:
@@ -153,10 +204,9 @@ class Telemetry:
         print(line, file=self.summary_stream, flush=True)
 
     def close(self) -> None:
-        """Final summary over the whole run; flush and close the log file."""
+        """Flush; final summary over the whole run; close the log file."""
+        self.flush()
         self._summary(self.clock() - self.started, self._latencies.filled(), self.exits,
                       f"done: {self.frames} frames, ")
-        if self.stream is not None:
-            self.stream.flush()
-            if self.stream is not sys.stdout:
-                self.stream.close()
+        if self.stream is not None and self.stream is not sys.stdout:
+            self.stream.close()

@@ -35,8 +35,7 @@ def subnet_costs(net) -> dict:
     subnets, cached = [], None
     macs_total, params_total = trunk_macs, trunk_params
     for k in range(1, net.num_subnets + 1):
-        macs, (f_k, _) = count_macs(net.subnet_step, t, cached, k)
-        cached = f_k if cached is None else torch.cat([cached, f_k], dim=1)
+        macs, (cached, _) = count_macs(net.subnet_step, t, cached, k)
         params = count_params(net.branches[k - 1]) + net.head.out_features * net.feature_dims[k - 1]
         params += net.head.out_features if k == 1 else 0
         macs_total += macs

@@ -172,13 +172,16 @@ class DynamicNet(nn.Module):
         return F.linear(features, self.head.weight[:, :d], self.head.bias)
 
     def subnet_step(self, trunk_out, cached, k: int):
-        """Escalation step k (1-based): (f_k, logits_k) from the trunk tensor and cached [f_1..f_{k-1}].
+        """Escalation step k (1-based): ([f_1..f_k], logits_k) from the trunk tensor and cached
+        [f_1..f_{k-1}] (None for k = 1).
 
-        This is exactly what subnet_k.tflite computes on the board; `cached` is None for k = 1.
+        This is exactly what subnet_k.tflite computes on the board. It returns the concatenated
+        features, the head's own input, rather than f_k alone: they are step k+1's `cached`, so
+        on the board one subnet's output is the next one's input as it stands.
         """
         f_k = self.branches[k - 1](trunk_out)
         features = f_k if cached is None else torch.cat([cached, f_k], dim=1)
-        return f_k, self.head_logits(features)
+        return features, self.head_logits(features)
 
     def forward_subnet(self, x: torch.Tensor, k: int) -> torch.Tensor:
         """Logits of subnet k alone (trunk + branches 1..k)."""

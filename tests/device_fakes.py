@@ -130,8 +130,8 @@ def fake_factory(size: int = 8, clock=None, costs=None):
                 f_k = branch(trunk, k)
                 features = f_k if cached is None else np.concatenate([cached, f_k], axis=1)
                 logits = head(features)
-                return [f_k, logits, exit_statistics(logits)]
-            interp = FakeInterpreter(shapes, [(1, FEATURE_DIM), (1, NUM_CLASSES), (1, 3)], compute,
+                return [features, logits, exit_statistics(logits)]
+            interp = FakeInterpreter(shapes, [(1, FEATURE_DIM * k), (1, NUM_CLASSES), (1, 3)], compute,
                                      clock, costs.get(name, 0.0))
         made[name] = interp
         return interp

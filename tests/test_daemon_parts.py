@@ -28,11 +28,12 @@ def record_frames(telemetry, clock, latencies):
         telemetry.record(i, result, latency, 0.5, Reading(40.0, 10.0, 55.0), SOURCE)
 
 
-def test_one_flushed_json_line_per_frame_and_summaries():
+def test_one_json_line_per_frame_and_summaries():
     clock, log, summary = FakeClock(), io.StringIO(), io.StringIO()
     telemetry = Telemetry(log, ["cat", "dog"], 0.040, 2, "router", summary_every_s=1.0,
                           summary_stream=summary, clock=clock)
     record_frames(telemetry, clock, [0.030] * 40 + [0.050] * 10)
+    telemetry.flush()  # as the loop's idle turn does: a line within 50 ms of a write waits for the next
     lines = [json.loads(line) for line in log.getvalue().splitlines()]
     assert len(lines) == 50
     assert lines[-1] | {"time": 0} == {
@@ -49,6 +50,7 @@ def test_metrics_endpoint_serves_prometheus_text():
     clock = FakeClock()
     telemetry = Telemetry(None, ["cat", "dog"], 0.040, 2, "router", summary_stream=io.StringIO(), clock=clock)
     record_frames(telemetry, clock, [0.030, 0.050, 0.020])
+    telemetry.flush()  # the totals follow the writes; the third frame came 20 ms after one
     server = MetricsServer(0, telemetry)
     try:
         body = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5).read().decode()
@@ -92,6 +94,7 @@ def test_json_line_holds_the_documented_fields_in_order(monkeypatch):
               (Result(1, 0.5, 0.25, 1, (0.001,), False), 0.03, 0.35, Reading(None, None, 61.25))]
     for frame_id, (result, latency, control, reading) in enumerate(frames):
         telemetry.record(frame_id, result, latency, control, reading, SimpleNamespace(drops=frame_id, bad_frames=2))
+    telemetry.flush()  # the frames came within one write interval
     expected = [json.dumps({
         "time": 1700000000.1235, "frame": i, "label": telemetry.labels[r.label], "score": round(r.score, 5),
         "entropy": round(r.entropy, 5), "exit_subnet": r.exit_subnet, "deadline_cut": r.deadline_cut,
@@ -101,6 +104,42 @@ def test_json_line_holds_the_documented_fields_in_order(monkeypatch):
     lines = log.getvalue().splitlines()
     assert [list(json.loads(line).items()) for line in lines] == [list(json.loads(e).items()) for e in expected]
     assert telemetry.last == json.loads(expected[-1])
+
+
+def test_lines_are_written_at_once_after_a_quiet_interval_and_grouped_within_one():
+    """A frame's line is written at once when the last write is write_every_s old, else with the
+    first line after that; the totals for /metrics follow the writes; an idle loop turn and
+    close() write what waits."""
+    class Log(io.StringIO):
+        def close(self):
+            self.at_close = self.getvalue()
+            super().close()
+
+    clock, log = FakeClock(), Log()
+    telemetry = Telemetry(log, ["cat", "dog"], 0.040, 2, "router", summary_stream=io.StringIO(), clock=clock,
+                          write_every_s=0.020)
+    result = Result(0, 0.9, 0.2, 1, (0.001,), False)
+
+    def record(frame_id, after_s):
+        clock.advance(after_s)
+        telemetry.record(frame_id, result, 0.001, None, Reading(None, None, None), SOURCE)
+        return len(log.getvalue().splitlines()), telemetry.frames
+
+    assert record(0, 0.0) == (1, 1)      # first line: at once
+    assert record(1, 0.005) == (1, 1)    # 5 ms after the write: held
+    assert record(2, 0.005) == (1, 1)
+    assert record(3, 0.015) == (4, 4)    # 25 ms after it: written with the held ones, in order
+    assert record(4, 0.030) == (5, 5)    # camera-paced frames, 30 ms apart: one write each
+    assert record(5, 0.001) == (5, 5)
+    clock.advance(0.5)
+    no_frame = SimpleNamespace(ended=True, read=lambda timeout_s: None)
+    run_loop(no_frame, SimpleNamespace(input_shape=(1, 8, 8, 3), input=None), None, telemetry)
+    assert [json.loads(line)["frame"] for line in log.getvalue().splitlines()] == list(range(6))
+    record(6, 0.0)
+    record(7, 0.001)
+    telemetry.close()  # writes line 7 before closing the stream
+    assert [json.loads(line)["frame"] for line in log.at_close.splitlines()] == list(range(8))
+    assert telemetry.frames == 8
 
 
 def test_latency_ring_latest_wraps_around():

@@ -42,7 +42,7 @@ def test_files_have_the_manifest_signatures_and_nhwc_layout(tiny_bundle):
         if sub["index"] > 1:
             assert inputs["args_1"]["shape"][1] == sub["feature_offset"]
         assert list(outputs) == ["output_0", "output_1", "output_2"]
-        assert outputs["output_0"]["shape"][1] == sub["feature_dim"]
+        assert outputs["output_0"]["shape"][1] == sub["feature_offset"] + sub["feature_dim"]  # [f_1..f_k]
         assert outputs["output_1"]["shape"][1] == len(m["labels"])
         assert list(outputs["output_2"]["shape"]) == [1, 3] and outputs["output_2"]["dtype"] == np.float32
 

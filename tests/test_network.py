@@ -27,10 +27,12 @@ def test_one_pass_matches_every_subnet_forward(arch):
         for k in range(1, net.num_subnets + 1):
             assert all_logits[k - 1].shape == (2, 10)
             torch.testing.assert_close(all_logits[k - 1], net.forward_subnet(x, k), rtol=1e-4, atol=1e-4)
-            f_k, step_logits = net.subnet_step(trunk, cached, k)  # the board's escalation path
-            assert f_k.shape == (2, net.feature_dims[k - 1])
+            features, step_logits = net.subnet_step(trunk, cached, k)  # the board's escalation path
+            assert features.shape == (2, net.feature_offsets[k])
+            if cached is not None:
+                torch.testing.assert_close(features[:, :net.feature_offsets[k - 1]], cached)
             torch.testing.assert_close(step_logits, all_logits[k - 1], rtol=1e-4, atol=1e-4)
-            cached = f_k if cached is None else torch.cat([cached, f_k], dim=1)
+            cached = features
 
 
 def test_widths_list_and_camera_size():

@@ -81,29 +81,27 @@ class _LineFormat:
         self._encode = json.JSONEncoder(ensure_ascii=False).encode
         self._labels = [self._encode(label) for label in labels]
         self._fixed = f'"budget_ms": {self._encode(budget_ms)}, "policy": {self._encode(policy)}, '
-        self._tail = (None, "")  # (key, text) of the last tail
 
     def lines(self, rows) -> str:
         """The lines, newline included, of frames' rows as Telemetry.record keeps them: (time.time(),
-        frame id, result, latency, control, reading, drops, bad frames)."""
-        template, labels, fixed, tail_for = self._TEMPLATE, self._labels, self._fixed, self._tail_for
-        return "".join([template % (wall_time, frame_id, labels[result.label], result.score, result.entropy,
-                                    result.exit_subnet, "true" if result.deadline_cut else "false",
-                                    latency_s * 1e3, fixed, tail_for(control, reading, drops, bad_frames))
-                        for wall_time, frame_id, result, latency_s, control, reading, drops, bad_frames in rows])
-
-    def _tail_for(self, control, reading, drops, bad_frames) -> str:
-        """The fields from router_control on, re-encoded only when one of them changed. The key
-        and its text are swapped in as one tuple: the /metrics thread formats lines too."""
-        key = (control, reading, drops, bad_frames)
-        cached_key, tail = self._tail
-        if key != cached_key:
-            tail = (f'"router_control": {self._encode(control)}, '
-                    f'"cpu_load": {self._encode(reading.cpu_load)}, '
-                    f'"temperature_c": {self._encode(reading.temperature)}, '
-                    f'"drops": {self._encode(drops)}, "bad_frames": {self._encode(bad_frames)}')
-            self._tail = (key, tail)
-        return tail
+        frame id, result, latency, control, reading, drops, bad frames). The fields from
+        router_control on are re-encoded only where they changed from the row before; all state
+        is local, as the /metrics thread formats lines too."""
+        template, labels, fixed = self._TEMPLATE, self._labels, self._fixed
+        out = []
+        tail_of = None  # (control, reading, drops, bad frames) whose text `tail` is
+        for wall_time, frame_id, result, latency_s, control, reading, drops, bad_frames in rows:
+            if (tail_of is None or control is not tail_of[0] or reading is not tail_of[1]
+                    or drops != tail_of[2] or bad_frames != tail_of[3]):
+                tail_of = (control, reading, drops, bad_frames)
+                tail = (f'"router_control": {self._encode(control)}, '
+                        f'"cpu_load": {self._encode(reading.cpu_load)}, '
+                        f'"temperature_c": {self._encode(reading.temperature)}, '
+                        f'"drops": {self._encode(drops)}, "bad_frames": {self._encode(bad_frames)}')
+            out.append(template % (wall_time, frame_id, labels[result.label], result.score, result.entropy,
+                                   result.exit_subnet, "true" if result.deadline_cut else "false",
+                                   latency_s * 1e3, fixed, tail))
+        return "".join(out)
 
 
 class Telemetry:

@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import logging
+import os
 import re
 import signal
 import threading
@@ -197,6 +198,11 @@ def main(argv=None) -> int:
         run_loop(source, cascade, policy, telemetry, sampler=sampler, stop=stop,
                  max_frames=args.max_frames, duration_s=args.duration, on_frame=on_frame,
                  heartbeat=notifier.ping)
+    except BrokenPipeError:
+        # The reader of `--log -` went away (`| head`, a closed viewer): stop as on SIGTERM. stdout
+        # goes to /dev/null so that the interpreter's own flush at exit does not fail too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        log.info("the reader of the JSON lines on stdout closed the pipe; stopping")
     finally:
         notifier.stopping()
         source.close()

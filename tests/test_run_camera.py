@@ -126,6 +126,22 @@ def test_sigterm_finishes_the_frame_flushes_and_exits_0(tiny_bundle, video, tmp_
     assert "SIGTERM received" in stderr and "done:" in stderr
 
 
+def test_a_log_reader_that_goes_away_stops_the_daemon_without_a_traceback(tiny_bundle, video):
+    """`run_camera.py --log - | head -1`: the pipe closes after one line; the daemon stops, exit 0."""
+    cmd, kw = daemon(["--bundle", str(tiny_bundle), "--source", str(video), "--loop", "--log", "-",
+                      "--budget", "40", *BOARD])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    try:
+        json.loads(proc.stdout.readline())
+        proc.stdout.close()  # what head does after its line
+        stderr = proc.stderr.read()
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "closed the pipe; stopping" in stderr and "Traceback" not in stderr
+
+
 def test_bad_budget_is_one_line_and_exit_2_in_a_fresh_process(tiny_bundle):
     cmd, kw = daemon(["--bundle", str(tiny_bundle), "--budget", "abc"])
     done = subprocess.run(cmd, capture_output=True, timeout=60, **kw)

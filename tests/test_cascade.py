@@ -175,6 +175,26 @@ def test_compiled_stages_read_the_trunk_and_feature_buffers_in_place(tiny_bundle
         assert (stage.port("output", "output_0").array is None) == (k < cascade.num_subnets)  # read by k+1
 
 
+def test_a_compiled_stage_whose_outputs_land_elsewhere_is_refused(tiny_bundle):
+    """If LiteRT wrote an output into memory of its own rather than the array Python reads, the
+    first run must refuse the file instead of answering from an array that never changes."""
+    from ai_edge_litert.tensor_buffer import TensorBuffer
+
+    from device.bundle import load_bundle
+    from device.compiled import aligned_zeros
+    cascade = Cascade(load_bundle(tiny_bundle), runtime="litert", threads=1)
+    stage = cascade.subnets[0]
+    port = stage.port("output", "output_1")
+    elsewhere = aligned_zeros(port.shape, port.dtype)  # where the runtime writes the logits instead
+    buffer = TensorBuffer.create_from_host_memory(elsewhere)
+    stage._buffers[("output", "output_1")] = buffer
+    stage._out_capsules[stage._order["outputs"].index("output_1")] = buffer.capsule
+    cascade.run_trunk(np.full(cascade.input_shape, 128.0, np.float32))
+    with pytest.raises(CascadeError, match="subnet_1.*did not write output 'output_1' in place"):
+        cascade.run_subnet(1)
+    assert np.any(elsewhere != 0) and not np.any(port.array)
+
+
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_real_bundle_escalation_matches_fresh_frames(tiny_bundle, runtime):
     """On real TFLite files: escalating through the cache gives each subnet's logits as a fresh run."""

@@ -3,21 +3,20 @@
 A frame runs the trunk, then subnet 1; it stops at the first subnet whose softmax entropy is
 at or under that subnet's threshold, else escalates to the next subnet, which reads the
 cached trunk tensor and the features [f_1..f_{k-1}] that the subnet before it returned,
-instead of recomputing them. Each subnet file computes
-its own entropy, top-1 probability and class (its exit statistics output), so a decision
-reads one number. Before escalating, the deadline guard compares the time spent plus the next
+instead of recomputing them. Each subnet file computes its own entropy, top-1 probability and
+class (its exit statistics output), so a decision reads one number. Before escalating, the deadline guard compares the time spent plus the next
 subnet's measured cost with the deadline and, when it would pass, answers with what it has.
 
 Every model file is a stage (device/stage.py: a TFLite Interpreter; device/compiled.py: a
-LiteRT CompiledModel, whose subnets read the trunk's output buffer itself) that resolves its
-signature tensors by name and counts invokes; the CostModel learns each stage's cost from the
-frames infer() answers. device/profile.py reuses run_trunk/run_subnet to time stages one by one.
+LiteRT CompiledModel, whose subnets read the buffers the trunk and subnet k-1 wrote) that
+resolves its signature tensors by name and counts invokes; the CostModel learns each stage's
+cost from the frames infer() answers. device/profile.py reuses run_trunk/run_subnet to time stages one by one.
 
 Between invokes a frame runs Python, and each invoke has just evicted that Python's code
 and data from the CPU caches, so every operation there costs several times its warm cost.
-A subnet step therefore runs prepared moves (functools.partial over np.copyto or the
-runtime's write, no Python frame), outputs are read where the model wrote them, the softmax
-runs inside the subnet files, the daemon preprocesses straight into the trunk's input
+A subnet step is therefore one prepared call (the stage's invoke alone where nothing moves,
+as between CompiledStages; else functools.partial moves over np.copyto or the runtime's
+write), outputs are read where the model wrote them, the softmax runs inside the subnet files, the daemon preprocesses straight into the trunk's input
 (Cascade.input), and the cost model learns once per frame, after the answer.
 """
 import functools
@@ -118,6 +117,7 @@ class _Wiring(NamedTuple):
 
 
 def _moved_then_invoked(moves: tuple, invoke) -> float:
+    """One subnet step where tensors move: the moves, then the invoke; returns its seconds."""
     for move in moves:
         move()
     return invoke()

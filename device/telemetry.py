@@ -5,10 +5,10 @@ and flushed at once unless the last write is less than `write_every_s` (50 ms) o
 waits for the first line after that, or for the loop's next idle turn, or for close(). Frames
 50 ms or more apart get one write each; faster ones, one write per 50 ms, and their lines are
 formatted only then. Formatting a line and writing it, right after an invoke has evicted the
-CPU caches, cost more than all the rest of a sub-ms frame's Python (bench/device_runtime.py
-measures the loop's overhead with a file log). A signal or an exception in the loop still writes every line, since run_camera closes
-the telemetry. Only a hard crash (SIGKILL, a fault in native code) can lose the lines of the
-last 50 ms. The summary goes to stderr (fps, mean and p95 latency against the budget, exit
+CPU caches, was one of the largest parts of a sub-ms frame's Python (bench/device_runtime.py
+measures the loop's overhead with a file log). A signal or an exception in the loop still
+writes every line, since run_camera closes the telemetry. Only a hard crash (SIGKILL, a
+fault in native code) can lose the lines of the last 50 ms. The summary goes to stderr (fps, mean and p95 latency against the budget, exit
 mix, drops, temperature). Latencies are kept in a ring allocated at start, so memory does not
 grow with frames.
 """

@@ -8,7 +8,6 @@ the subnet that reads it (device/compiled.py says why). So escalating to subnet 
 everything already computed for the frame, no tensor takes a trip through a buffer of ours or
 through float, and a frame allocates nothing that stays.
 """
-import numpy as np
 
 
 class FeatureCache:

@@ -1,23 +1,26 @@
 """The cascade engine: trunk once per frame, then subnets 1..K through the feature cache.
 
-A frame runs the trunk, then subnet 1; it stops at the first subnet whose softmax entropy is
-at or under that subnet's threshold, else escalates to the next subnet, which reads the
-cached trunk tensor and the features [f_1..f_{k-1}] that the subnet before it returned,
-instead of recomputing them. Each subnet file computes its own entropy, top-1 probability and
-class (its exit statistics output), so a decision reads one number. Before escalating, the deadline guard compares the time spent plus the next
-subnet's measured cost with the deadline and, when it would pass, answers with what it has.
+A frame runs the trunk, then subnet 1; it stops at the first subnet whose softmax entropy is at
+or under that subnet's threshold, else escalates to the next subnet, which reads the cached
+trunk tensor and the features [f_1..f_{k-1}] that the subnet before it returned, instead of
+recomputing them. Each subnet file computes its own entropy, top-1 probability and class (its
+exit statistics output), so a decision reads one number. Before escalating, the deadline guard
+compares the time spent plus the next subnet's measured cost with the deadline and, when it
+would pass, answers with what it has.
 
 Every model file is a stage (device/stage.py: a TFLite Interpreter; device/compiled.py: a
 LiteRT CompiledModel, whose subnets read the buffers the trunk and subnet k-1 wrote) that
 resolves its signature tensors by name and counts invokes; the CostModel learns each stage's
-cost from the frames infer() answers. device/profile.py reuses run_trunk/run_subnet to time stages one by one.
+cost from the frames infer() answers. device/profile.py reuses run_trunk/run_subnet to time
+stages one by one.
 
-Between invokes a frame runs Python, and each invoke has just evicted that Python's code
-and data from the CPU caches, so every operation there costs several times its warm cost.
-A subnet step is therefore one prepared call (the stage's invoke alone where nothing moves,
-as between CompiledStages; else functools.partial moves over np.copyto or the runtime's
-write), outputs are read where the model wrote them, the softmax runs inside the subnet files, the daemon preprocesses straight into the trunk's input
-(Cascade.input), and the cost model learns once per frame, after the answer.
+Between invokes a frame runs Python, and each invoke has just evicted that Python's code and
+data from the CPU caches, so every operation there costs several times its warm cost. A subnet
+step is therefore one prepared call (the stage's invoke alone where nothing moves, as between
+CompiledStages; else functools.partial moves over np.copyto or the runtime's write), outputs
+are read where the model wrote them, the softmax runs inside the subnet files, the daemon
+preprocesses straight into the trunk's input (Cascade.input), and the cost model learns once
+per frame, after the answer.
 """
 import functools
 import os
@@ -182,14 +185,15 @@ class Cascade:
         widths, logits, exit_stats = [], [], []
         for stage in self.subnets:
             f_out, logits_out = stage.port("output", "output_0"), stage.port("output", "output_1")
-            if (len(f_out.shape) != 2 or f_out.shape[0] != 1 or f_out.shape[1] <= (widths or [0])[-1]
+            previous_width = widths[-1] if widths else 0
+            if (len(f_out.shape) != 2 or f_out.shape[0] != 1 or f_out.shape[1] <= previous_width
                     or logits_out.shape != (1, num_classes)):
                 raise CascadeError(f"{stage.path}: outputs (features {f_out.shape}, logits {logits_out.shape}) do "
-                                   f"not fit (1, D) with D past the last subnet's {(widths or [0])[-1]}, and "
+                                   f"not fit (1, D) with D past the last subnet's {previous_width}, and "
                                    f"(1, {num_classes})")
             if "output_2" not in stage.outputs:
-                raise CascadeError(f"{stage.path}: has no exit statistics output (output_2), which bundle format "
-                                   f"3 subnet files have; rebuild the bundle with host/build.py")
+                raise CascadeError(f"{stage.path}: has no exit statistics output (output_2), which subnet files "
+                                   f"have had since bundle format 3; rebuild the bundle with host/build.py")
             stats_out = stage.outputs["output_2"]
             if stats_out.shape != (1, 3) or stats_out.dtype != np.float32:
                 raise CascadeError(f"{stage.path}: exit statistics (output_2) are "

@@ -22,7 +22,6 @@ are read where the model wrote them, the softmax runs inside the subnet files, t
 preprocesses straight into the trunk's input (Cascade.input), and the cost model learns once
 per frame, after the answer.
 """
-import functools
 import os
 import time
 from typing import NamedTuple
@@ -47,20 +46,29 @@ class CostModel:
     Contention (other processes, thermal throttling) slows every stage alike, and the trunk
     and subnet 1 run on every frame, so the slowdown stays current even for a subnet the
     deadline guard has not let run for a while: its own last measurement would be stale.
-    Each stage moves the slowdown in proportion to its nominal cost: the first, cheap stage of
-    a frame pays for caches gone cold while the board slept between camera frames, a fixed
-    penalty that must not scale the predicted cost of the subnets.
 
-    A stage measured at more than `max_jump` times the current slowdown counts as `max_jump`
+    A frame moves the slowdown once, by its measured seconds over the nominal seconds of the
+    stages it ran, with a weight that grows with those nominal seconds. That is each stage
+    moving the slowdown in proportion to its nominal cost, to first order, in a handful of
+    operations: the first, cheap stage of a frame pays for caches gone cold while the board
+    slept between camera frames, a fixed penalty that must not scale the predicted cost of
+    the subnets, and it is diluted by the frame's nominal total.
+
+    A frame measured at more than `max_jump` times the current slowdown counts as `max_jump`
     times it: one preemption moves the estimate by a bounded step, so that it does not make
     every stage look slow for the next dozen frames, while a lasting slowdown of any size is
     still learned, the bound rising with the estimate. A fixed bound of 4x nominal let each
     preemption under two CPU hogs push the predictions up enough that the deadline guard
     answered 23% and 59% of camera-paced frames with subnet 1 in two runs of
     bench/device_runtime.py, where subnet 2 alone held the budget or nearly did.
+
+    predict() adds `spread` mean deviations to the slowdown: one. With two, the guard cut
+    subnets that would have fit, and the router's accuracy fell below fixed:2's on the same
+    images in bench/device_runtime.py's camera regime under load; with one, its frames over
+    the budget stayed well within the 5% the target allows.
     """
 
-    def __init__(self, stages: int, alpha: float = 0.2, spread: float = 2.0, max_jump: float = 2.0):
+    def __init__(self, stages: int, alpha: float = 0.2, spread: float = 1.0, max_jump: float = 2.0):
         self.alpha = alpha
         self.spread = spread
         self.max_jump = max_jump
@@ -70,30 +78,36 @@ class CostModel:
         self._set_nominal([0.0] * stages)  # seconds; 0 = not measured yet
 
     def _set_nominal(self, nominal: list) -> None:
+        """Nominal costs, and per number of stages run n: their nominal total and the frame's
+        weight, 1 - prod(1 - alpha x cost / heaviest) over those stages, the weight the stages'
+        moves would have if each moved the slowdown in turn by alpha x cost / heaviest."""
         self.nominal = nominal
         heaviest = max(nominal) or 1.0
-        self._rate = [self.alpha * cost / heaviest for cost in nominal]  # each stage's EMA weight
+        self._total, self._rate = [0.0], [0.0]  # index n: stages 0..n-1
+        for cost in nominal:
+            self._total.append(self._total[-1] + cost)
+            self._rate.append(1.0 - (1.0 - self._rate[-1]) * (1.0 - self.alpha * cost / heaviest))
         self._unmeasured = 0.0 in nominal  # once warm-up has measured every stage, frames skip the check
 
     def observe_frame(self, latencies) -> None:
         """Learn from one frame: latencies[i] is stage i's seconds (trunk, subnet 1, ...). It runs
-        on every frame, hence the locals and the conditional expressions in place of min() and
-        abs(). A frame that reaches a stage not measured yet (no warm-up) only sets nominal
-        costs: the slowdown learns from the frames after it."""
-        if self._unmeasured and 0.0 in self.nominal[:len(latencies)]:
+        on every frame, hence the conditional expressions in place of min() and abs(). A frame
+        that reaches a stage not measured yet (no warm-up) only sets nominal costs: the slowdown
+        learns from the frames after it."""
+        n = len(latencies)
+        if self._unmeasured and 0.0 in self.nominal[:n]:
             self._set_nominal([cost or seconds for cost, seconds in zip(self.nominal, latencies)]
-                              + self.nominal[len(latencies):])
+                              + self.nominal[n:])
             return
-        slowdown, deviation = self.slowdown, self.deviation
+        slowdown = self.slowdown
+        ratio = sum(latencies) / self._total[n]
         bound = self.max_jump * slowdown
-        for seconds, nominal, rate in zip(latencies, self.nominal, self._rate):
-            ratio = seconds / nominal
-            if ratio > bound:
-                ratio = bound
-            error = ratio - slowdown
-            deviation += rate * ((error if error >= 0.0 else -error) - deviation)
-            slowdown += rate * error
-        self.slowdown, self.deviation = slowdown, deviation
+        if ratio > bound:
+            ratio = bound
+        error = ratio - slowdown
+        rate = self._rate[n]
+        self.deviation = deviation = self.deviation + rate * ((error if error >= 0.0 else -error) - self.deviation)
+        self.slowdown = slowdown = slowdown + rate * error
         self.factor = slowdown + self.spread * deviation
 
     def predict(self, stage: int) -> float:
@@ -111,19 +125,11 @@ class CostModel:
 
 
 class _Wiring(NamedTuple):
-    """What one subnet step runs: its stage, the prepared moves before its invoke, and `run`, the
-    one call that makes both and returns the invoke's seconds (the stage's own invoke where
-    nothing moves, as with CompiledStages: a Python call fewer per step)."""
+    """What one stage's step runs: the stage, the prepared moves of its inputs into the runtime
+    (where not shared: the image, the trunk tensor, [f_1..f_{k-1}]), and its model run, untimed."""
     stage: object
-    load: tuple          # callables: the trunk tensor and [f_1..f_{k-1}] into its inputs, where not shared
-    run: object
-
-
-def _moved_then_invoked(moves: tuple, invoke) -> float:
-    """One subnet step where tensors move: the moves, then the invoke; returns its seconds."""
-    for move in moves:
-        move()
-    return invoke()
+    load: tuple          # zero-argument callables
+    run: object          # stage.run
 
 
 class Result(NamedTuple):
@@ -162,14 +168,15 @@ class Cascade:
         # Preprocess into this and pass it to infer(): it is the trunk's own input array unless
         # that is quantized, which saves a copy per frame.
         self.input = np.zeros(self.input_shape, np.float32) if self._input.quantized else self._input.array
-        self._trunk_load = tuple(self.trunk.flushes())
+        self._trunk = _Wiring(self.trunk, tuple(self.trunk.flushes()), self.trunk.run)
+        self.num_subnets = len(self.subnets)
         self.costs = CostModel(1 + len(self.subnets))  # stage 0 is the trunk, k is subnet k
         self.cache = self._build_cache(len(bundle.labels))
         self._wiring = self._wire_subnets()
-
-    @property
-    def num_subnets(self) -> int:
-        return len(self.subnets)
+        # What infer() reads per stage, made once: (k, moves, model run, exit statistics)
+        self._steps = [(k, w.load, w.run, self.cache.exit_stats[k - 1] if k else None)
+                       for k, w in enumerate([self._trunk, *self._wiring])]
+        self._frames_by_exit = [0] * (self.num_subnets + 1)  # infer() frames by exit subnet: its invokes
 
     @property
     def stages(self) -> list:
@@ -177,8 +184,11 @@ class Cascade:
 
     @property
     def invokes(self) -> dict:
-        """{stage name: invokes so far}, e.g. {'trunk': 10, 'subnet_1': 10, 'subnet_2': 3, ...}."""
-        return {s.name: s.invokes for s in self.stages}
+        """{stage name: invokes so far}, e.g. {'trunk': 10, 'subnet_1': 10, 'subnet_2': 3, ...}:
+        each stage's own count (warm-up, run_trunk, run_subnet) plus the infer() frames that ran
+        it, those that exited at or past it."""
+        by_exit = self._frames_by_exit
+        return {stage.name: stage.invokes + sum(by_exit[max(k, 1):]) for k, stage in enumerate(self.stages)}
 
     def _build_cache(self, num_classes: int) -> FeatureCache:
         """The cache over the subnets' own output arrays."""
@@ -225,9 +235,7 @@ class Cascade:
                 features_out = previous.port("output", "output_0")  # before sharing hides its array
                 if not previous.share_output("output_0", [(stage, "args_1")]):
                     load += hand_over(features_out, cached_in, stage.path, f"[f_1..f_{k - 1}]")
-            load = tuple(load + stage.flushes())
-            wiring.append(_Wiring(stage, load, functools.partial(_moved_then_invoked, load, stage.invoke)
-                                  if load else stage.invoke))
+            wiring.append(_Wiring(stage, tuple(load + stage.flushes()), stage.run))
         return wiring
 
     def run_trunk(self, image: np.ndarray) -> float:
@@ -236,8 +244,8 @@ class Cascade:
         self.cache.filled = 0  # the trunk tensor changes: no cached feature is valid any more
         if image is not self._input.array:
             self._input.write(image)
-        for flush in self._trunk_load:
-            flush()
+        for move in self._trunk.load:
+            move()
         return self.trunk.invoke()
 
     def run_subnet(self, k: int) -> tuple[np.ndarray, float, float]:
@@ -255,7 +263,10 @@ class Cascade:
     def step(self, k: int) -> float:
         """Subnet k's invoke with its inputs moved in from the cache, unchecked (run_subnet checks
         the order); returns its seconds."""
-        seconds = self._wiring[k - 1].run()
+        wiring = self._wiring[k - 1]
+        for move in wiring.load:
+            move()
+        seconds = wiring.stage.invoke()
         self.cache.filled = k
         return seconds
 
@@ -281,24 +292,34 @@ class Cascade:
         always answers). With `deadline_s` (seconds from this call), escalation to subnet k+1
         happens only when the time spent plus its predicted cost stays within the deadline.
         """
-        start = self.clock()
-        latencies = [self.run_trunk(image)]
-        cut = False
-        last = self.num_subnets
-        exit_stats = self.cache.exit_stats
+        clock = self.clock
+        start = end = clock()
+        cache = self.cache
+        cache.filled = 0  # run_trunk(image) and step(k), inlined: no Python call per stage
+        if image is not self._input.array:
+            self._input.write(image)
         costs = self.costs
-        for k, wiring in enumerate(self._wiring, start=1):
-            if k > 1 and deadline_s is not None:
-                if self.clock() - start + costs.nominal[k] * costs.factor > deadline_s:  # costs.predict(k)
-                    cut = True
-                    break
-            latencies.append(wiring.run())  # step(k) without its checks and bookkeeping
-            if k < last and exit_stats[k - 1][0] <= thresholds[k - 1]:
+        nominal, factor = costs.nominal, costs.factor
+        latencies = []
+        cut = False
+        for k, load, run, exit_stats in self._steps:  # the trunk (k = 0), then subnets 1..K
+            if k > 1 and deadline_s is not None and end - start + nominal[k] * factor > deadline_s:  # predict(k)
+                cut = True
                 break
-        exit_k = self.cache.filled = len(latencies) - 1
-        entropy, score, label = self.exit_statistics(exit_k)
-        self.costs.observe_frame(latencies)
-        return Result(label, score, entropy, exit_k, tuple(latencies), cut)
+            for move in load:
+                move()
+            began = clock()
+            run()
+            end = clock()
+            latencies.append(end - began)
+            if k and exit_stats[0] <= thresholds[k - 1]:  # at k = K the loop ends either way: subnet K answers
+                break
+        exit_k = cache.filled = len(latencies) - 1
+        self._frames_by_exit[exit_k] += 1
+        entropy, score, label = cache.exit_stats[exit_k - 1].tolist()  # exit_statistics(exit_k), inlined
+        costs.observe_frame(latencies)
+        # tuple.__new__ over the fields: Result(...) would run namedtuple's __new__, a Python call
+        return tuple.__new__(Result, (int(label), score, entropy, exit_k, tuple(latencies), cut))
 
     def warm_up(self, rounds: int = 20, max_seconds: float = 0.5) -> None:
         """Run every stage up to `rounds` times on a blank image and take the nominal costs from

@@ -98,9 +98,9 @@ class CompiledStage(StageBase):
         self._write = buffers.WriteTensor
         self._in_capsules = [self._buffers[("input", n)].capsule for n in order["inputs"]]
         self._out_capsules = [self._buffers[("output", n)].capsule for n in order["outputs"]]
-        self._run = functools.partial(self.model._model.RunByIndex, signature, self._in_capsules, self._out_capsules)
+        self.run = functools.partial(self.model._model.RunByIndex, signature, self._in_capsules, self._out_capsules)
         self._staged = list(order["inputs"])  # inputs Python fills; a shared one leaves the list
-        self.invokes = 0
+        self._first_run()
 
     def flushes(self) -> list:
         """Callables, one per input Python fills, that pass its staging array to the runtime."""

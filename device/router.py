@@ -25,6 +25,7 @@ Sensors and the clock are injected so that tests drive the router with fakes.
 import math
 import os
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,13 +151,13 @@ class Router:
         self.sensors = sensors
         self.settings = settings
         self.reading = Reading(None, None, None)
-        self._within = 0  # consecutive frames within the budget
-        self._over_ring = [False] * settings.window  # which of the window's frames ran over the budget
-        self._slot = 0
-        self._overs = 0  # sum of _over_ring
+        self._frame = 0  # frames seen
+        self._overs = deque(maxlen=settings.spikes_tolerated + 1)  # frame numbers of the latest overruns
+        self._last_move_up = 0  # frame number of the last frame over the budget or load jump
         self._load_rose = False
         self._lowest = self._lowest_step()
-        self._sense()
+        if sensors is not None:
+            self._take(sensors.poll())
         self._set_control(float(initial))
 
     def _lowest_step(self) -> int:
@@ -183,20 +184,14 @@ class Router:
     def lower_bound(self) -> float:
         return max(self.floor, self.thermal_bound())
 
-    def _sense(self) -> bool:
-        """Take the latest reading; note whether other processes' load jumped since the last one,
-        and move the bound on q with the temperature. True when the reading is a new one."""
-        if self.sensors is None:
-            return False
-        reading = self.sensors.poll()
-        if reading is self.reading:
-            return False
+    def _take(self, reading: Reading) -> None:
+        """Take a new reading: note whether other processes' load jumped since the last one, and
+        move the bound on q with the temperature."""
         before, now = self.reading.other_load, reading.other_load
         self._load_rose = (before is not None and now is not None
                            and now - before >= self.settings.load_jump)
         self.reading = reading
         self._lowest = self._lowest_step()
-        return True
 
     def update(self, latency_s: float, result=None) -> None:
         """Feed one frame's measured latency (seconds) and its cascade Result; moves q for the
@@ -204,24 +199,28 @@ class Router:
 
         An overrun that the frame would have had even had subnet 1 answered (its latency less
         its escalations: the process was preempted, the board stalled) is one no setting of q
-        can prevent, so it does not count as over the budget. O(1) and mostly a no-op: the
-        bound on q changes only with a new sensor reading."""
-        new_reading = self._sense()
+        can prevent, so it does not count as over the budget. O(1), and a frame within the
+        budget with no new sensor reading, the usual one, costs a few comparisons: the window
+        keeps the frame numbers of its last overruns, not a flag per frame."""
+        new_reading = False
+        if self.sensors is not None:
+            reading = self.sensors.poll()
+            if reading is not self.reading:
+                self._take(reading)
+                new_reading = True
+        self._frame = frame = self._frame + 1
         s = self.settings
-        over = latency_s > self.budget_s
-        if result is not None:
-            over = over and latency_s - sum(result.stage_latencies[2:]) <= self.budget_s
-        self._overs += over - self._over_ring[self._slot]
-        self._over_ring[self._slot] = over
-        self._slot = (self._slot + 1) % s.window
+        over = latency_s > self.budget_s and (
+            result is None or latency_s - sum(result.stage_latencies[2:]) <= self.budget_s)
         if over or self._load_rose:
-            spike = not self._load_rose and self._overs <= s.spikes_tolerated
-            self._within = 0
+            overs = self._overs
+            if over:
+                overs.append(frame)
+            spike = not self._load_rose and (len(overs) <= s.spikes_tolerated or frame - overs[0] >= s.window)
+            self._last_move_up = frame
             self._load_rose = False
             self._set_control(self.control + (s.step_down if spike else s.step_up))
-            return
-        self._within += 1
-        if self._within >= s.window and self._step > self._lowest:
+        elif frame - self._last_move_up >= s.window and self._step > self._lowest:
             self._set_control(self.control - s.step_down)
         elif new_reading:
             self._set_control(self.control)  # re-apply a bound the temperature may have raised

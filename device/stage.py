@@ -151,19 +151,24 @@ def _bind(interpreter, index: int) -> np.ndarray:
 
 
 class StageBase:
-    """What the cascade asks of a stage besides invoke(): its ports by name, and how its inputs
+    """What the cascade asks of a stage: run (one run of the model, untimed and uncounted),
+    invoke() (a run that returns its seconds and counts), its ports by name, and how its inputs
     reach the runtime. The defaults are those of a stage whose ports are the runtime's tensors.
-    A subclass sets name, path, clock, inputs, outputs, invokes = 0 and _run (one run of the
-    model), and checks its ports after the first run in _check_first_run()."""
+    A subclass sets name, path, clock, inputs, outputs and run, then calls _first_run()."""
+
+    def _first_run(self) -> None:
+        """Run the model once at load, uncounted, and check its ports (_check_first_run): a file
+        the cascade cannot use fails here, not on the first frame."""
+        self.run()
+        self._check_first_run()
+        self.invokes = 0
 
     def invoke(self) -> float:
-        """Run the model once; returns the seconds it took."""
+        """Run the model once; returns its seconds."""
         start = self.clock()
-        self._run()
+        self.run()
         seconds = self.clock() - start
         self.invokes += 1
-        if self.invokes == 1:
-            self._check_first_run()
         return seconds
 
     def port(self, kind: str, name: str) -> Port:
@@ -197,14 +202,14 @@ class Stage(StageBase):
             self.outputs = {n: Port(d, _bind(interpreter, d["index"])) for n, d in outs.items()}
         except TypeError as exc:
             raise CascadeError(f"{path}: {exc}") from None
-        self._run = interpreter.invoke
-        self.invokes = 0
+        self.run = interpreter.invoke
+        self._first_run()
 
     def on_delegate(self) -> bool | None:
         return runs_on_delegate(self.interpreter)
 
     def _check_first_run(self) -> None:
-        """The bound ports must still point into the arena after an invoke (a model with dynamic
+        """The bound ports must still point into the arena after a run (a model with dynamic
         shapes would reallocate its tensors there); refuse the file rather than read stale memory."""
         for name, port in {**self.inputs, **self.outputs}.items():
             view = self.interpreter.tensor(port.index)()

@@ -40,8 +40,8 @@ def open_log(spec: str | None):
 class LatencyRing:
     """The last `capacity` latencies (seconds) in a preallocated array.
 
-    add() stores into an array.array, which takes a Python float without making a numpy
-    scalar; `values` is a numpy view of the same memory for the summaries."""
+    extend() stores into an array.array, which takes Python floats without making numpy
+    scalars; `values` is a numpy view of the same memory for the summaries."""
 
     def __init__(self, capacity: int):
         self._store = array.array("d", bytes(8 * capacity))
@@ -49,9 +49,18 @@ class LatencyRing:
         self._capacity = capacity
         self.count = 0
 
-    def add(self, seconds: float) -> None:
-        self._store[self.count % self._capacity] = seconds
-        self.count += 1
+    def extend(self, seconds: list) -> None:
+        """Store each value in turn, overwriting the oldest: one or two slice assignments."""
+        if not seconds:
+            return  # an empty slice assignment to an exported array.array raises
+        capacity = self._capacity
+        values = seconds[-capacity:]  # any before these would be overwritten by them
+        start = (self.count + len(seconds) - len(values)) % capacity
+        first = values[:capacity - start]
+        self._store[start:start + len(first)] = array.array("d", first)
+        if len(first) < len(values):  # the rest wraps round
+            self._store[:len(values) - len(first)] = array.array("d", values[len(first):])
+        self.count += len(seconds)
 
     def filled(self) -> np.ndarray:
         return self.values[: min(self.count, len(self.values))]
@@ -60,6 +69,9 @@ class LatencyRing:
         """The last n latencies (fewer when the ring holds fewer), in no particular order."""
         n = min(n, self.count, len(self.values))
         return np.take(self.values, np.arange(self.count - n, self.count), mode="wrap")
+
+
+_JSON_BOOL = ("false", "true")
 
 
 class _LineFormat:
@@ -82,15 +94,17 @@ class _LineFormat:
         self._labels = [self._encode(label) for label in labels]
         self._fixed = f'"budget_ms": {self._encode(budget_ms)}, "policy": {self._encode(policy)}, '
 
-    def lines(self, rows) -> str:
-        """The lines, newline included, of frames' rows as Telemetry.record keeps them: (time.time(),
-        frame id, result, latency, control, reading, drops, bad frames). The fields from
+    def lines(self, rows, wall_offset: float) -> str:
+        """The lines, newline included, of frames' rows as Telemetry.record keeps them: (clock
+        time, frame id, result, latency, control, reading, drops, bad frames); wall_offset turns
+        the clock time into time.time()'s. One formatting call for all of them. The fields from
         router_control on are re-encoded only where they changed from the row before; all state
         is local, as the /metrics thread formats lines too."""
-        template, labels, fixed = self._TEMPLATE, self._labels, self._fixed
-        out = []
+        labels, fixed = self._labels, self._fixed
+        values = []
+        add = values.extend
         tail_of = None  # (control, reading, drops, bad frames) whose text `tail` is
-        for wall_time, frame_id, result, latency_s, control, reading, drops, bad_frames in rows:
+        for clock_time, frame_id, result, latency_s, control, reading, drops, bad_frames in rows:
             if (tail_of is None or control is not tail_of[0] or reading is not tail_of[1]
                     or drops != tail_of[2] or bad_frames != tail_of[3]):
                 tail_of = (control, reading, drops, bad_frames)
@@ -98,10 +112,10 @@ class _LineFormat:
                         f'"cpu_load": {self._encode(reading.cpu_load)}, '
                         f'"temperature_c": {self._encode(reading.temperature)}, '
                         f'"drops": {self._encode(drops)}, "bad_frames": {self._encode(bad_frames)}')
-            out.append(template % (wall_time, frame_id, labels[result.label], result.score, result.entropy,
-                                   result.exit_subnet, "true" if result.deadline_cut else "false",
-                                   latency_s * 1e3, fixed, tail))
-        return "".join(out)
+            label, score, entropy, exit_subnet, _, cut = result
+            add((clock_time + wall_offset, frame_id, labels[label], score, entropy, exit_subnet, _JSON_BOOL[cut],
+                 latency_s * 1e3, fixed, tail))
+        return (self._TEMPLATE * len(rows)) % tuple(values)
 
 
 class Telemetry:
@@ -138,11 +152,13 @@ class Telemetry:
         self._line = _LineFormat(labels, round(budget_s * 1e3, 3), policy)
 
     def record(self, frame_id: int, result, latency_s: float, control, reading, source) -> None:
-        """Log one frame (result: cascade Result; reading: router Reading; source: its counters)."""
-        self._last_row = row = (time.time(), frame_id, result, latency_s, control, reading,
-                                source.drops, source.bad_frames)
+        """Log one frame (result: cascade Result; reading: router Reading; source: its counters).
+        The row keeps this clock's time, which also schedules the writes; lines turn it into
+        wall time when they are formatted."""
+        now = self.clock()
+        self._last_row = row = (now, frame_id, result, latency_s, control, reading, source.drops, source.bad_frames)
         self._pending.append(row)
-        if self.clock() >= self._write_at:
+        if now >= self._write_at:
             self.flush()
 
     def flush(self) -> None:
@@ -152,16 +168,16 @@ class Telemetry:
         if not rows:
             return
         self._pending = []
-        budget_s = self.budget_s
+        exits, budget_s = self.exits, self.budget_s
         for row in rows:
-            latency_s = row[3]
-            self.exits[row[2].exit_subnet - 1] += 1
-            self.latency_sum += latency_s
-            self.over_budget += latency_s > budget_s
-            self._latencies.add(latency_s)
+            exits[row[2].exit_subnet - 1] += 1
+        latencies = [row[3] for row in rows]
+        self.latency_sum += sum(latencies)
+        self.over_budget += len([seconds for seconds in latencies if seconds > budget_s])
+        self._latencies.extend(latencies)
         self.frames += len(rows)
         if self.stream is not None:
-            self.stream.write(self._line.lines(rows))
+            self.stream.write(self._line.lines(rows, self._wall_offset()))
             self.stream.flush()
         now = self.clock()
         self._write_at = now + self.write_every_s
@@ -176,7 +192,11 @@ class Telemetry:
     def line(self) -> str:
         """The last frame's JSON line, without the newline ("" before the first frame)."""
         row = self._last_row
-        return "" if row is None else self._line.lines([row])[:-1]
+        return "" if row is None else self._line.lines([row], self._wall_offset())[:-1]
+
+    def _wall_offset(self) -> float:
+        """What to add to a clock() time to get time.time()'s."""
+        return time.time() - self.clock()
 
     @property
     def last(self) -> dict:

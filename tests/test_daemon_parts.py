@@ -88,7 +88,8 @@ def test_json_line_holds_the_documented_fields_in_order(monkeypatch):
     the same order, same values at the documented rounding."""
     monkeypatch.setattr("device.telemetry.time.time", lambda: 1700000000.123456)
     log = io.StringIO()
-    telemetry = Telemetry(log, ['chat "noir"', "château"], 0.0405, 2, "fixed:2", summary_stream=io.StringIO())
+    telemetry = Telemetry(log, ['chat "noir"', "château"], 0.0405, 2, "fixed:2", summary_stream=io.StringIO(),
+                          clock=FakeClock())  # the frames' clock times are the flush's: their wall time is time()
     frames = [(Result(0, 0.123456789, 1.987654321, 2, (0.001,), True), 0.0123456, None, Reading(12.5, 3.0, None)),
               (Result(1, 1.0, 0.0, 1, (0.001,), False), 0.02, 0.35, Reading(None, None, 61.25)),
               (Result(1, 0.5, 0.25, 1, (0.001,), False), 0.03, 0.35, Reading(None, None, 61.25))]
@@ -144,10 +145,22 @@ def test_lines_are_written_at_once_after_a_quiet_interval_and_grouped_within_one
 
 def test_latency_ring_latest_wraps_around():
     ring = LatencyRing(4)
-    for value in range(1, 7):
-        ring.add(float(value))
+    ring.extend([1.0, 2.0, 3.0])
+    ring.extend([4.0, 5.0, 6.0])  # wraps: 5 and 6 overwrite 1 and 2
     assert sorted(ring.latest(3)) == [4.0, 5.0, 6.0] and sorted(ring.latest(10)) == [3.0, 4.0, 5.0, 6.0]
     assert len(LatencyRing(4).latest(2)) == 0
+
+
+@pytest.mark.parametrize("batches", [[10], [3, 9], [1, 1, 1, 1, 1, 6], [4, 4, 2], [0, 5]])
+def test_latency_ring_extend_equals_storing_one_at_a_time(batches):
+    ring, expected, value = LatencyRing(4), [0.0] * 4, 0.0
+    for size in batches:
+        batch = [value + i for i in range(1, size + 1)]
+        value += size
+        for v in batch:
+            expected[int(v - 1) % 4] = v
+        ring.extend(batch)
+    assert list(ring.values) == expected and ring.count == value
 
 
 def test_loop_time_ends_before_the_on_frame_callback():

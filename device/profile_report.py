@@ -46,10 +46,10 @@ def summary_rows(report: dict) -> list[list]:
     """[what, value, unit, source, status] rows of the summary table."""
     rows = [["bundle load: manifest + sha256 of every file", report["load"]["verify_ms"],
              "ms", MEASURED, "ok"],
-            ["bundle load: interpreters created and allocated", report["load"]["interpreters_ms"],
+            ["bundle load: interpreters created, allocated and run once", report["load"]["interpreters_ms"],
              "ms", MEASURED, "ok"],
             ["bundle load: total", report["load"]["bundle_load_ms"], "ms", MEASURED, "ok"],
-            ["first inference (trunk + all subnets, cold)", report["load"]["first_inference_ms"],
+            ["first inference (trunk + all subnets, first frame after load)", report["load"]["first_inference_ms"],
              "ms", MEASURED, "ok"],
             ["warm-up mean (trunk + all subnets)", report["load"]["warmup_ms"].get("mean"),
              "ms", MEASURED, "ok"],

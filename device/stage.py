@@ -141,7 +141,7 @@ def _bind(interpreter, index: int) -> np.ndarray:
     set_tensor()/get_tensor() copy through a wrapper: per frame and per subnet, that wrapper
     work was most of the runtime's own cost. The arena is placed by allocate_tensors() and does
     not move while shapes stay fixed, so the array made here from the buffer's address stays
-    valid; Stage checks that after the first invoke. The array keeps the interpreter
+    valid; Stage checks that after its run at load. The array keeps the interpreter
     alive, and it does not count as a view for the wrapper's "reference to internal data" check.
     """
     view = interpreter.tensor(index)()

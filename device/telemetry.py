@@ -8,9 +8,9 @@ formatted only then. Formatting a line and writing it, right after an invoke has
 CPU caches, was one of the largest parts of a sub-ms frame's Python (bench/device_runtime.py
 measures the loop's overhead with a file log). A signal or an exception in the loop still
 writes every line, since run_camera closes the telemetry. Only a hard crash (SIGKILL, a
-fault in native code) can lose the lines of the last 50 ms. The summary goes to stderr (fps, mean and p95 latency against the budget, exit
-mix, drops, temperature). Latencies are kept in a ring allocated at start, so memory does not
-grow with frames.
+fault in native code) can lose the lines of the last 50 ms. The summary goes to stderr (fps,
+mean and p95 latency against the budget, exit mix, drops, temperature). Latencies are kept in
+a ring allocated at start, so memory does not grow with frames.
 """
 import array
 import json
@@ -81,7 +81,8 @@ class _LineFormat:
          "budget_ms", "policy", "router_control", "cpu_load", "temperature_c", "drops", "bad_frames"}
 
     in that order, at a fraction of its cost per frame: one C-level formatting call for the
-    per-frame numbers (time to 0.1 ms, score and entropy to 5 decimals, latency to 1 us).
+    per-frame numbers of all the lines of a write (time to 0.1 ms, score and entropy to 5
+    decimals, latency to 1 us).
     Strings and the fields that seldom change (router setting, sensor reading, source
     counters) go through the json encoder.
     """

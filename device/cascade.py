@@ -10,17 +10,17 @@ would pass, answers with what it has.
 
 Every model file is a stage (device/stage.py: a TFLite Interpreter; device/compiled.py: a
 LiteRT CompiledModel, whose subnets read the buffers the trunk and subnet k-1 wrote) that
-resolves its signature tensors by name and counts invokes; the CostModel learns each stage's
-cost from the frames infer() answers. device/profile.py reuses run_trunk/run_subnet to time
+resolves its signature tensors by name and runs once at load to check them; the CostModel
+learns the stages' costs from the frames infer() answers. device/profile.py reuses run_trunk/run_subnet to time
 stages one by one.
 
 Between invokes a frame runs Python, and each invoke has just evicted that Python's code and
-data from the CPU caches, so every operation there costs several times its warm cost. A subnet
-step is therefore one prepared call (the stage's invoke alone where nothing moves, as between
-CompiledStages; else functools.partial moves over np.copyto or the runtime's write), outputs
-are read where the model wrote them, the softmax runs inside the subnet files, the daemon
-preprocesses straight into the trunk's input (Cascade.input), and the cost model learns once
-per frame, after the answer.
+data from the CPU caches, so every operation there costs several times its warm cost. infer()
+therefore calls no Python function per stage: it runs the stage's prepared moves (none between
+CompiledStages; else functools.partial over np.copyto or the runtime's write) and times the
+model's run with two clock reads. Outputs are read where the model wrote them, the softmax
+runs inside the subnet files, the daemon preprocesses straight into the trunk's input
+(Cascade.input), and the cost model learns once per frame, after the answer.
 """
 import os
 import time

@@ -264,7 +264,7 @@ def bench_overhead(bundle, frames, inputs, threads, profile, rounds, seconds):
     """Loop overhead of each precision the bundle has, with the daemon's sensors and a log file.
     Each variant runs `rounds` rounds of `seconds`; its figures are those of the round with the
     median overhead fraction, and the spread of the rounds is reported beside them: this host's
-    speed drifts from one second to the next. fp32, whose figures the targets use, is
+    speed drifts from one second to the next. fp32, whose wall-time figure the target uses, is
     measured twice: in wall time, and in this thread's CPU time (with one interpreter thread the
     invokes run on it), which leaves out time spent preempted by other processes on a shared
     host; where the runtime is LiteRT's CompiledModel, once more with its Interpreter stages,

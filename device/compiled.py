@@ -136,10 +136,9 @@ class CompiledStage(StageBase):
 
     def _check_first_run(self) -> None:
         """The runtime must write the outputs into our arrays, not into copies of its own; refuse
-        the file rather than read arrays it never writes."""
+        the file rather than read arrays it never writes. It runs at load, before share_output
+        can have hidden an output's array."""
         for name, port in self.outputs.items():
-            if port.array is None:
-                continue
             written = self._buffers[("output", name)].read(port.array.size, port.dtype)
             if not np.array_equal(written, port.array.ravel(), equal_nan=port.dtype.kind == "f"):
                 raise CascadeError(f"{self.path}: LiteRT did not write output '{name}' in place; "

@@ -4,8 +4,9 @@ Preference: ai-edge-litert (Google's current wheel), then tflite-runtime (the on
 32-bit Raspberry Pi OS), then the full tensorflow package. With ai-edge-litert the cascade runs
 LiteRT's CompiledModel, whose buffers the trunk and the subnets share (device/compiled.py);
 `litert-interpreter` runs its classic Interpreter instead, as the other two runtimes do. The
-module is imported by name inside a function so that device/ never imports tensorflow at module level. The thread count
-is always passed explicitly: the LiteRT Python interpreter runs one thread when none is given.
+module is imported by name inside a function so that device/ never imports tensorflow at
+module level. The thread count is always passed explicitly: the LiteRT Python interpreter
+runs one thread when none is given.
 """
 import importlib
 

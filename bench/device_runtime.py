@@ -24,6 +24,10 @@ Writes bench/results/device_runtime.{md,json} with the exact command. Sections:
    are reported, not targets. On this host a frame costs 0.5-2 ms, below the few-ms slices the
    scheduler gives three CPU-bound processes on two cores, so a loop that never sleeps loses
    whole slices to the hogs whatever the policy (on a board, frames of 10-50 ms dwarf them).
+   Each regime also says where the router's answers part from the best holding fixed:k's (a
+   calibrated exit or a deadline-guard cut before subnet k, or past it: frames lost and won),
+   and replays the deadline guard on the fixed:k runs, which have none, to show how many of the
+   frames it would have cut did run over.
 4. Memory and start-up, in fresh processes that import only device/: RSS growth from frame 1,000
    to frame 10,000 and peak RSS of the daemon loop (router at a 1 ms budget, so that the guard,
    over-budget frames and router moves all occur); start of `python device/run_camera.py` to its
@@ -226,11 +230,12 @@ def bench_cache(cascade, bundle, inputs, threads, monolith, rounds):
 # ---------------------------------------------------------------- 2./3. the daemon loop
 def run_policy(cascade, policy, frames, seconds, sampler=None, hogs_at=None, hog_seconds=0.0,
                clock=time.perf_counter, interval_s=None):
-    """Run the daemon loop for `seconds`; per frame: latency, exit, deadline-guard cut, image index,
-    label; hog start time. `interval_s` paces the frames like a camera (EvalFrames)."""
+    """Run the daemon loop for `seconds`; per frame: latency, the seconds of its last stage, exit,
+    deadline-guard cut, the cost model's slowdown after it, image index, label; hog start time.
+    `interval_s` paces the frames like a camera (EvalFrames)."""
     cap = 200_000
-    lat, exits, index, label = (np.zeros(cap), np.zeros(cap, np.int64), np.zeros(cap, np.int64),
-                                np.zeros(cap, np.int64))
+    lat, last_stage, slowdown = np.zeros(cap), np.zeros(cap), np.zeros(cap)
+    exits, index, label = np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64)
     cut = np.zeros(cap, bool)
     stamp = np.zeros(cap)
     source = EvalFrames(frames, interval_s=interval_s)
@@ -240,8 +245,9 @@ def run_policy(cascade, policy, frames, seconds, sampler=None, hogs_at=None, hog
 
     def collect(frame, result, latency_s):
         i = n[0]
-        lat[i], exits[i], cut[i], index[i], label[i], stamp[i] = (
-            latency_s, result.exit_subnet, result.deadline_cut, source.index, result.label, time.perf_counter() - start)
+        lat[i], last_stage[i], slowdown[i] = latency_s, result.stage_latencies[-1], cascade.costs.slowdown
+        exits[i], cut[i], index[i], label[i], stamp[i] = (
+            result.exit_subnet, result.deadline_cut, source.index, result.label, time.perf_counter() - start)
         n[0] += 1
         if hogs_at is not None and hog_started[0] is None and stamp[i] >= hogs_at:
             hog_started[0] = stamp[i]
@@ -256,8 +262,9 @@ def run_policy(cascade, policy, frames, seconds, sampler=None, hogs_at=None, hog
     for p in hog_procs:
         p.wait()
     k = n[0]
-    return dict(latency=lat[:k], exits=exits[:k], cut=cut[:k], index=index[:k], label=label[:k], stamp=stamp[:k],
-                hogs_at=hog_started[0], stats=stats, drops=source.drops)
+    return dict(latency=lat[:k], last_stage=last_stage[:k], exits=exits[:k], cut=cut[:k], slowdown=slowdown[:k],
+                index=index[:k], label=label[:k], stamp=stamp[:k], hogs_at=hog_started[0], stats=stats,
+                drops=source.drops)
 
 
 def bench_overhead(bundle, frames, inputs, threads, profile, rounds, seconds):
@@ -328,8 +335,13 @@ def hand_over_s(cascade, inputs, exits):
     return non_invoke / len(exits)
 
 
+def settled(run):
+    """The frames from SETTLE_S after the hogs started."""
+    return run["stamp"] >= (run["hogs_at"] + SETTLE_S)
+
+
 def summarize_window(run, budget_s, table, labels):
-    after = run["stamp"] >= (run["hogs_at"] + SETTLE_S)
+    after = settled(run)
     lat, idx, lab, ex = run["latency"][after], run["index"][after], run["label"][after], run["exits"][after]
     correct = lab == labels[idx]
     paired = {f"fixed:{k}": float(table[idx, k - 1].mean()) for k in range(1, table.shape[1] + 1)}
@@ -340,11 +352,39 @@ def summarize_window(run, budget_s, table, labels):
             "guard_cut_fraction": float(run["cut"][after].mean())}
 
 
+def guard_replay(run, k, nominal, budget_s):
+    """The deadline guard replayed on a fixed:k run, which has none: which frames it would have
+    answered before subnet k (time spent before subnet k plus its predicted cost, nominal x the
+    slowdown the frame before left, past the budget), and how many of those, and of the rest,
+    did run over. Time spent is the frame's latency less subnet k's run, so it also counts the
+    few us after the run; the preprocessing the guard's deadline leaves out is in both."""
+    after = settled(run)
+    previous_slowdown = np.concatenate([[1.0], run["slowdown"][:-1]])
+    would_cut = (run["latency"] - run["last_stage"] + nominal[k] * previous_slowdown > budget_s)[after]
+    over = (run["latency"] > budget_s)[after]
+    return {"would_cut": float(would_cut.mean()),
+            "cut_over": float(over[would_cut].mean()) if would_cut.any() else None,
+            "rest_over": float(over[~would_cut].mean()) if (~would_cut).any() else None}
+
+
+def router_against_fixed(run, k, table, labels):
+    """Where the router's answers part from fixed:k's on the same images: its frames answered
+    before subnet k by a calibrated exit or by a deadline-guard cut, and past subnet k; for each,
+    on how many only fixed:k was right (lost) and on how many only the router (won)."""
+    after = settled(run)
+    idx, exits, cut = run["index"][after], run["exits"][after], run["cut"][after]
+    router_right, fixed_right = run["label"][after] == labels[idx], table[idx, k - 1]
+    causes = {"before it by a calibrated exit": (exits < k) & ~cut, "before it by a guard cut": (exits < k) & cut,
+              "past it": exits > k}
+    return {cause: {"frames": int(m.sum()), "lost": int((m & fixed_right & ~router_right).sum()),
+                    "won": int((m & router_right & ~fixed_right).sum())} for cause, m in causes.items()}
+
+
 def run_policies_under_load(cascade, bundle, frames, labels, table, profile, seconds, budget, interval_s):
     """Every policy for `seconds` with the hogs starting a third in; a summary of each from SETTLE_S after."""
     K = cascade.num_subnets
     limits = ThermalLimits(profile.soft_throttle_c, profile.hard_throttle_c)
-    results = {}
+    results, router_run = {}, None
     for spec in ["router", "cascade"] + [f"fixed:{k}" for k in range(1, K + 1)]:
         sampler = SensorSampler(BoardSensors(profile))
         policy = make_policy(spec, bundle, budget, limits, sampler)
@@ -352,11 +392,17 @@ def run_policies_under_load(cascade, bundle, frames, labels, table, profile, sec
         run = run_policy(cascade, policy, frames, seconds, sampler, hogs_at=seconds / 3,
                          hog_seconds=seconds * 2 / 3 + 0.5, interval_s=interval_s)
         results[spec] = summarize_window(run, budget, table, labels)
+        if spec == "router":
+            router_run = run
+        if spec.startswith("fixed:") and int(spec[6:]) > 1:
+            results[spec]["guard_replay"] = guard_replay(run, int(spec[6:]), cascade.costs.nominal, budget)
         results[spec]["drops"] = run["drops"]
         results[spec]["holds_budget"] = bool(results[spec]["p95_ms"] <= budget * 1e3
                                              and results[spec]["over_fraction"] <= TARGETS["over_fraction"])
     holding = [k for k in range(1, K + 1) if results[f"fixed:{k}"]["holds_budget"]]
     best = max(holding, key=lambda k: results["router"]["paired_fixed_accuracy"][f"fixed:{k}"]) if holding else None
+    if best:
+        results["router"]["against_best_fixed"] = router_against_fixed(router_run, best, table, labels)
     return {"interval_ms": None if interval_s is None else interval_s * 1e3, "policies": results,
             "best_fixed_holding": f"fixed:{best}" if best else None}
 
@@ -541,7 +587,21 @@ def load_table(title, regime, how):
         f"Best fixed:k that holds the budget: {regime['best_fixed_holding']}. Router's frames scored with each "
         "fixed subnet on the same images: " + ", ".join(
             f"{k} {v:.4f}" for k, v in router["paired_fixed_accuracy"].items()) + ".", "",
+        *([f"Where the router's answers part from {regime['best_fixed_holding']}'s on the same images: "
+           + "; ".join(f"{c['frames']} frames answered {cause} (lost {c['lost']}, won {c['won']})"
+                       for cause, c in router["against_best_fixed"].items()) + ".", ""]
+          if "against_best_fixed" in router else []),
+        "The deadline guard replayed on the fixed:k runs, which run without it: the frames it would have "
+        "answered before subnet k (time spent plus subnet k's predicted cost past the budget), and how "
+        "many of those, and of the others, ran over the budget.", "",
+        "| policy | guard would cut | of those, over budget | of the others, over budget |", "|---|---|---|---|",
+        *[f"| {n} | {100 * g['would_cut']:.1f}% | {percent(g['cut_over'])} | {percent(g['rest_over'])} |"
+          for n, p in pol.items() if (g := p.get("guard_replay"))], "",
     ]
+
+
+def percent(fraction):
+    return "-" if fraction is None else f"{100 * fraction:.0f}%"
 
 
 def main(argv=None):

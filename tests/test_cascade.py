@@ -94,7 +94,7 @@ def test_a_load_spike_during_warm_up_does_not_inflate_a_nominal_cost():
 
 def test_a_preempted_stage_counts_as_a_bounded_slowdown():
     from device.cascade import CostModel
-    costs = CostModel(2, alpha=0.5, spread=0.0, max_jump=2.0)
+    costs = CostModel(2, alpha=0.5, max_jump=2.0)
     costs.calibrate([[0.002], [0.002]])
     costs.observe_frame([0.100])  # the trunk sat preempted: 50x its cost
     assert costs.slowdown == pytest.approx(1.0 + 0.5 * (2.0 - 1.0))
@@ -104,7 +104,7 @@ def test_a_lasting_slowdown_past_the_bound_is_still_learned():
     """The bound is relative to the estimate: a board running 5x slower for good (throttled,
     shared) is predicted at 5x within a few frames, not held at a fixed cap."""
     from device.cascade import CostModel
-    costs = CostModel(2, alpha=0.5, spread=0.0, max_jump=2.0)
+    costs = CostModel(2, alpha=0.5, max_jump=2.0)
     costs.calibrate([[0.002], [0.002]])
     for _ in range(12):
         costs.observe_frame([0.010, 0.010])
@@ -113,7 +113,7 @@ def test_a_lasting_slowdown_past_the_bound_is_still_learned():
 
 def test_a_cheap_stage_moves_the_slowdown_in_proportion_to_its_cost():
     from device.cascade import CostModel
-    costs = CostModel(2, alpha=0.5, spread=0.0)
+    costs = CostModel(2, alpha=0.5)
     costs.calibrate([[0.001], [0.004]])
     costs.observe_frame([0.002])  # the cheap first stage ran 2x (cold caches): a quarter of the weight
     assert costs.slowdown == pytest.approx(1.0 + 0.5 * 0.25 * (2.0 - 1.0))
@@ -127,11 +127,24 @@ def test_a_cold_first_stage_barely_moves_the_prediction_of_the_subnets():
     """A fixed 1 ms penalty on the cheap trunk of a 10 ms frame (caches gone cold between camera
     frames) raises the predicted subnet cost by about a tenth, not by the trunk's own 2x."""
     from device.cascade import CostModel
-    costs = CostModel(3, spread=0.0)
+    costs = CostModel(3)
     costs.calibrate([[0.001], [0.004], [0.005]])
     for _ in range(50):
         costs.observe_frame([0.002, 0.004, 0.005])
     assert costs.predict(2) == pytest.approx(0.005 * 1.1)
+
+
+def test_a_bimodal_cost_is_predicted_at_its_mean_with_no_margin():
+    """Under contention a stage runs through or is preempted; the guard predicts the expected
+    cost, not the expected cost plus a margin, which cut frames that would have fit."""
+    from device.cascade import CostModel
+    costs = CostModel(2)
+    costs.calibrate([[0.001], [0.001]])
+    predictions = []
+    for i in range(400):
+        costs.observe_frame([0.0015, 0.0015] if i % 2 else [0.001, 0.001])
+        predictions.append(costs.predict(1))
+    assert np.mean(predictions[-2:]) == pytest.approx(0.00125, rel=1e-3)
 
 
 def test_mismatched_subnet_file_is_named():

@@ -11,8 +11,8 @@ would pass, answers with what it has.
 Every model file is a stage (device/stage.py: a TFLite Interpreter; device/compiled.py: a
 LiteRT CompiledModel, whose subnets read the buffers the trunk and subnet k-1 wrote) that
 resolves its signature tensors by name and runs once at load to check them; the CostModel
-learns the stages' costs from the frames infer() answers. device/profile.py reuses run_trunk/run_subnet to time
-stages one by one.
+learns the stages' costs from the frames infer() answers. device/profile.py reuses
+run_trunk/run_subnet to time stages one by one.
 
 Between invokes a frame runs Python, and each invoke has just evicted that Python's code and
 data from the CPU caches, so every operation there costs several times its warm cost. infer()
@@ -60,7 +60,8 @@ class CostModel:
     still learned, the bound rising with the estimate. A fixed bound of 4x nominal let each
     preemption under two CPU hogs push the predictions up enough that the deadline guard
     answered 23% and 59% of camera-paced frames with subnet 1 in two runs of
-    bench/device_runtime.py, where subnet 2 alone held the budget or nearly did.
+    bench/device_runtime.py (git history of its result file, commits 37e70d5 and 830dfbe),
+    where subnet 2 alone held the budget or nearly did.
 
     predict() returns nominal x slowdown, the expected cost, with no safety margin added. Under
     contention a stage's cost is bimodal (it runs through, or it is preempted for a time

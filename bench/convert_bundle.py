@@ -6,9 +6,9 @@
                size ratio of the model files (int8 / fp32) and their bytes by kind
                (converters/flatbuffer.py); the same for per-channel int8 weights
   split        trunk + subnet_1..K one after another on cached inputs vs one monolithic
-               export of the largest subnet (image -> logits): through the Python chain the
-               board runs (set_tensor / invoke / get_tensor, feature concatenation), and
-               invoke-only, which isolates what splitting the graph costs the interpreter
+               export of the largest subnet (image -> logits): through the board engine
+               (device.engine.Cascade: a frame escalating to K on the feature cache), and
+               invoke-only, which isolates what splitting the graph costs the runtime
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/convert_bundle.py --checkpoint CKPT \
         --data ../shared/datasets/cifar10-jpg.tar.gz
@@ -36,7 +36,9 @@ from converters.export import export_fp32, export_monolith  # noqa: E402
 from converters.flatbuffer import KINDS, anatomy  # noqa: E402
 from converters.parity import measure, torch_reference  # noqa: E402
 from converters.quantize import export_int8  # noqa: E402
-from converters.tflite_chain import Chain, TFLiteFile, median_ms  # noqa: E402
+from device.engine import Cascade  # noqa: E402
+from device.engine.outputs import ModelFile  # noqa: E402
+from device.profiling import median_ms  # noqa: E402
 from host import checkpoint  # noqa: E402
 from host.build import INT8_CALIB_IMAGES  # noqa: E402
 from host.calibrate import calibrate, initial_thresholds  # noqa: E402
@@ -60,7 +62,7 @@ def interleaved_latency(candidates: dict, image: np.ndarray, rounds: int, repeat
     samples = {name: [] for name in candidates}
     for _ in range(rounds):
         for name, fn in candidates.items():
-            samples[name].append(median_ms(fn, (image,), repeats, warmup=5))
+            samples[name].append(median_ms(lambda: fn(image), warmup=5, runs=repeats))
     return {name: float(np.median(v)) for name, v in samples.items()}
 
 
@@ -77,7 +79,7 @@ def bytes_by_kind(files) -> dict:
 def tflite_runtime_top1(work: Path, exported: dict, images: np.ndarray, labels: np.ndarray) -> dict:
     """Largest subnet's top-1 per precision under tflite-runtime 2.14 (.venv-tflrt), {} when it is not set up.
 
-    Runs converters/tflite_chain.py as a script there, as tests/test_tflite_runtime_compat.py does."""
+    Runs the board engine there as a module, as tests/test_tflite_runtime_compat.py does."""
     if not TFLRT_PYTHON.exists():
         return {}
     (work / "manifest.json").write_text(json.dumps({"precisions": {
@@ -86,9 +88,9 @@ def tflite_runtime_top1(work: Path, exported: dict, images: np.ndarray, labels: 
     np.save(work / "images.npy", images)
     top1 = {}
     for name in exported:
-        subprocess.run([str(TFLRT_PYTHON), str(REPO / "converters" / "tflite_chain.py"), str(work),
-                        str(work / "images.npy"), str(work / "outputs.npz"), "--runtime", "tflite_runtime",
-                        "--precision", name], check=True, capture_output=True)
+        subprocess.run([str(TFLRT_PYTHON), "-m", "device.engine.outputs", str(work),
+                        str(work / "images.npy"), str(work / "outputs.npz"), "--runtime", "tflite-runtime",
+                        "--precision", name], check=True, capture_output=True, cwd=REPO)
         top1[name] = float((np.load(work / "outputs.npz")["logits"][-1].argmax(-1) == labels).mean())
     return top1
 
@@ -117,22 +119,23 @@ def run(args) -> dict:
         per_channel = export_int8(net, calib, work / "per_channel", per_channel=True)
         monolith, monolith_s = timed(export_monolith, net, work / "monolith.tflite")
         exported = {"fp32": fp32, "int8": int8, "int8_per_channel": per_channel}
-        chains = {name: Chain(f.trunk, f.subnets, threads=args.threads) for name, f in exported.items()}
+        engines = {name: Cascade.from_files(f.trunk, f.subnets, net.cfg.num_classes, threads=args.threads)
+                   for name, f in exported.items()}
         reference = torch_reference(net, splits.test.images)
-        parity = {name: measure(net, chain, splits.test.images, splits.test.labels, thresholds, reference)
-                  for name, chain in chains.items()}
-        mono = TFLiteFile(monolith, threads=args.threads)
+        parity = {name: measure(net, engine, splits.test.images, splits.test.labels, thresholds, reference)
+                  for name, engine in engines.items()}
+        mono = ModelFile(monolith, threads=args.threads)
         image = splits.test.images[:1].astype(np.float32)
-        for chain in chains.values():
-            chain.run_image(image)  # leaves valid inputs in every file for the invoke-only rows
+        for engine in engines.values():
+            engine.run_all(image)  # leaves valid inputs in every file for the invoke-only rows
         mono(image)
-        files = {name: [chain.trunk, *chain.subnets] for name, chain in chains.items()}
+        runs = {name: [stage.run for stage in engine.stages] for name, engine in engines.items()}
         latency = interleaved_latency({
-            "fp32_cascade": chains["fp32"].run_image, "int8_cascade": chains["int8"].run_image,
-            "int8_per_channel_cascade": chains["int8_per_channel"].run_image, "monolith_fp32": mono,
-            "fp32_split_invoke_only": lambda _: [f.interpreter.invoke() for f in files["fp32"]],
-            "int8_split_invoke_only": lambda _: [f.interpreter.invoke() for f in files["int8"]],
-            "monolith_invoke_only": lambda _: mono.interpreter.invoke()}, image, args.rounds, args.repeats)
+            "fp32_cascade": engines["fp32"].run_all, "int8_cascade": engines["int8"].run_all,
+            "int8_per_channel_cascade": engines["int8_per_channel"].run_all, "monolith_fp32": mono,
+            "fp32_split_invoke_only": lambda _: [run() for run in runs["fp32"]],
+            "int8_split_invoke_only": lambda _: [run() for run in runs["int8"]],
+            "monolith_invoke_only": lambda _: mono.invoke()}, image, args.rounds, args.repeats)
         sizes = {**{name: total_bytes(f) for name, f in exported.items()}, "monolith": monolith.stat().st_size}
         kinds = {name: bytes_by_kind(f) for name, f in exported.items()}
         tflrt = tflite_runtime_top1(work, exported, splits.test.images, splits.test.labels)

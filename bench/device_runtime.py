@@ -8,10 +8,11 @@ Writes bench/results/device_runtime.{md,json} with the exact command. Sections:
 1. Feature cache. "A frame that escalates to subnet K" = Cascade.infer with no early exit (trunk,
    subnets 1..K through the cache, entropies, bookkeeping). "Standalone subnet K" = the largest
    subnet as one monolithic TFLite file (image -> logits), exported from --checkpoint with
-   converters/export.py (the bundle ships none); without --checkpoint the split files run back to
-   back on raw interpreters with no cascade logic stand in, and the report says so. "Subnets
+   converters/export.py (the bundle ships none), run as a device.engine ModelFile; without
+   --checkpoint the cascade's own stages invoked back to back with no cascade logic stand in,
+   and the report says so. "Subnets
    1..K each from scratch" = for k = 1..K: trunk + subnets 1..k recomputed (no reuse).
-2. Router overhead: the daemon loop (device/daemon.run_loop) with the router policy; overhead =
+2. Router overhead: the daemon loop (device.service.run_loop) with the router policy; overhead =
    loop time minus interpreter invokes minus preprocessing, over the mean frame time.
 3. Budget under load: budget = halfway between the mean cost of subnet 1 (fixed:1) and of subnet
    K (fixed:K), measured unloaded; each policy runs for --run-seconds, two CPU-bound processes
@@ -58,64 +59,19 @@ import numpy as np
 import psutil
 
 from bench.results_files import write_results
-from device.boards import resolve_profile
+from device.board import BoardSensors, SensorSampler, resolve_profile
 from device.bundle import load_bundle
-from device.cascade import Cascade
-from device.daemon import run_loop
-from device.preprocess import frame_to_input
-from device.router import BoardSensors, SensorSampler, ThermalLimits, make_policy
-from device.runtime import interpreter_factory, stage_factory
-from device.telemetry import Telemetry
+from device.engine import Cascade
+from device.engine.outputs import ModelFile
+from device.io import ArraySource, Telemetry, frame_to_input
+from device.policy import ThermalLimits, make_policy
+from device.service import run_loop
 
 REPO = Path(__file__).resolve().parents[1]
 HOG = "import time\nend = time.time() + {seconds}\nwhile time.time() < end:\n    pass\n"
 SETTLE_S = 1.0
 TARGETS = {"cache_vs_standalone": 1.05, "cache_vs_scratch": 0.6, "router_overhead": 0.02,
            "over_fraction": 0.05, "rss_growth_mib": 1.0, "rss_mib": 200.0, "first_result_s": 2.0}
-
-
-class EvalFrames:
-    """The bundle's eval images as BGR frames, cycled; remembers which image it gave last.
-
-    With `interval_s` it behaves like a camera: a new frame every interval_s, read() waits for the
-    next one, and a loop that falls behind gets the newest frame and the missed ones count as drops
-    (what device/sources.py's grabber does). Without it, frames come as fast as the loop takes them.
-    """
-
-    def __init__(self, frames_bgr, count=None, interval_s=None):
-        self.frames = frames_bgr
-        self.count = count
-        self.interval_s = interval_s
-        self.next_at = None
-        self.given = 0
-        self.index = -1
-        self.ended = False
-        self.drops = self.bad_frames = 0
-
-    def _wait_for_frame(self):
-        now = time.perf_counter()
-        if self.next_at is None:
-            self.next_at = now
-        if now < self.next_at:
-            time.sleep(self.next_at - now)
-        else:
-            missed = int((now - self.next_at) / self.interval_s)
-            self.drops += missed
-            self.next_at += missed * self.interval_s
-        self.next_at += self.interval_s
-
-    def read(self, timeout_s=1.0):
-        if self.count is not None and self.given >= self.count:
-            self.ended = True
-            return None
-        if self.interval_s is not None:
-            self._wait_for_frame()
-        self.index = self.given % len(self.frames)
-        self.given += 1
-        return self.frames[self.index]
-
-    def close(self):
-        self.ended = True
 
 
 def eval_data(bundle):
@@ -137,10 +93,8 @@ def correctness_table(cascade, inputs, labels):
     K = cascade.num_subnets
     table = np.zeros((len(inputs), K), bool)
     for i, x in enumerate(inputs):
-        cascade.run_trunk(x)
-        for k in range(1, K + 1):
-            cascade.run_subnet(k)
-        table[i] = np.argmax(np.concatenate(cascade.cache.logits), axis=1) == labels[i]
+        cascade.run_all(x)
+        table[i] = [cascade.logits(k).argmax() == labels[i] for k in range(1, K + 1)]
     return table
 
 
@@ -160,45 +114,21 @@ def export_monolith(checkpoint: Path, out: Path) -> Path:
     return out
 
 
-def raw_pipeline(bundle, threads, make):
-    """trunk + subnets 1..K on raw interpreters, tensors passed in numpy: the split run with no cascade logic."""
-    trunk_path, subnet_paths = bundle.model_files("fp32")
-    trunk = make(trunk_path, threads)
-    subs = [make(p, threads) for p in subnet_paths]
-    t_in, t_out = trunk.get_input_details()[0]["index"], trunk.get_output_details()[0]["index"]
-    sigs = [s._get_full_signature_list()["serving_default"] for s in subs]
+def split_invokes(cascade):
+    """The cascade's stages invoked back to back on the inputs they hold: the split files with no
+    cascade logic, the stand-in for a standalone subnet K when no monolith was exported."""
+    runs = [stage.run for stage in cascade.stages]
 
-    def run(x):
-        trunk.set_tensor(t_in, x)
-        trunk.invoke()
-        t = trunk.get_tensor(t_out)
-        feats = None
-        for s, sig in zip(subs, sigs):
-            s.set_tensor(sig["inputs"]["args_0"], t)
-            if feats is not None:
-                s.set_tensor(sig["inputs"]["args_1"], feats)
-            s.invoke()
-            feats = s.get_tensor(sig["outputs"]["output_0"])
-        return s.get_tensor(sig["outputs"]["output_1"])
-    return run
-
-
-def monolith_runner(path, threads, make):
-    interp = make(path, threads)
-    i_in, i_out = interp.get_input_details()[0]["index"], interp.get_output_details()[0]["index"]
-
-    def run(x):
-        interp.set_tensor(i_in, x)
-        interp.invoke()
-        return interp.get_tensor(i_out)
+    def run(_x):
+        for stage_run in runs:
+            stage_run()
     return run
 
 
 def bench_cache(cascade, bundle, inputs, threads, monolith, rounds):
-    make = interpreter_factory(cascade.runtime_name)
     K = cascade.num_subnets
     never = [-np.inf] * K
-    standalone = monolith_runner(monolith, threads, make) if monolith else raw_pipeline(bundle, threads, make)
+    standalone = ModelFile(monolith, cascade.runtime_name, threads) if monolith else split_invokes(cascade)
 
     def cached(x):
         cascade.infer(x, never)
@@ -223,7 +153,7 @@ def bench_cache(cascade, bundle, inputs, threads, monolith, rounds):
     stats = {name: ms(v) for name, v in times.items()}
     c, s, z = (np.median(times[n]) for n in methods)
     return {"stats_ms": stats, "standalone_is": "monolithic TFLite file" if monolith else
-            "split files back to back on raw interpreters (no monolith: pass --checkpoint)",
+            "the cascade's stages invoked back to back, no cascade logic (no monolith: pass --checkpoint)",
             "ratio_vs_standalone": float(c / s), "ratio_vs_scratch": float(c / z), "rounds": rounds}
 
 
@@ -232,13 +162,13 @@ def run_policy(cascade, policy, frames, seconds, sampler=None, hogs_at=None, hog
                clock=time.perf_counter, interval_s=None):
     """Run the daemon loop for `seconds`; per frame: latency, the seconds of its last stage, exit,
     deadline-guard cut, the cost model's slowdown after it, image index, label; hog start time.
-    `interval_s` paces the frames like a camera (EvalFrames)."""
+    `interval_s` paces the frames like a camera (ArraySource)."""
     cap = 200_000
     lat, last_stage, slowdown = np.zeros(cap), np.zeros(cap), np.zeros(cap)
     exits, index, label = np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64)
     cut = np.zeros(cap, bool)
     stamp = np.zeros(cap)
-    source = EvalFrames(frames, interval_s=interval_s)
+    source = ArraySource(frames, interval_s=interval_s)
     n = [0]
     hog_procs, hog_started = [], [None]
     start = time.perf_counter()
@@ -282,7 +212,7 @@ def bench_overhead(bundle, frames, inputs, threads, profile, rounds, seconds):
            "clock_read_us": {clock.__name__: 1e6 * min(timeit.repeat(clock, number=100_000, repeat=5)) / 100_000
                              for clock in (time.perf_counter, time.thread_time)},
            "precisions": {}}
-    compiled = stage_factory(None).runtime_name == "litert"
+    compiled = Cascade(bundle, threads=threads).runtime_name == "litert"
     limits = ThermalLimits(profile.soft_throttle_c, profile.hard_throttle_c)
     for precision in bundle.precisions():
         variants = {"wall": (time.perf_counter, None)}
@@ -436,7 +366,7 @@ def memory_probe(bundle_path, threads, frames_total):
     def mark(frame, result, latency_s):
         if source.given in (1000, frames_total):
             marks[source.given] = proc.memory_info().rss
-    source = EvalFrames(frames, frames_total)
+    source = ArraySource(frames, count=frames_total)
     telemetry = Telemetry(open("/dev/null", "w"), bundle.labels, 1.0, cascade.num_subnets, "router",
                           summary_every_s=float("inf"), summary_stream=io.StringIO())
     run_loop(source, cascade, policy, telemetry, on_frame=mark)

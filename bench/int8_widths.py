@@ -25,7 +25,8 @@ from bench.results_files import command_line, write_results  # noqa: E402
 from converters.export import SubnetExport, TrunkExport, convert_module, sample_inputs  # noqa: E402
 from converters.flatbuffer import anatomy  # noqa: E402
 from converters.quantize import calibration_inputs, quantize_module  # noqa: E402
-from converters.tflite_chain import TFLiteFile, median_ms  # noqa: E402
+from device.engine.outputs import ModelFile  # noqa: E402
+from device.profiling import median_ms  # noqa: E402
 from host.network import DynamicNet, NetConfig  # noqa: E402
 
 CALIB_IMAGES = 32
@@ -38,11 +39,11 @@ def export_pair(module, fp32_args: tuple, samples: list, work: Path, name: str) 
 
 
 def interleaved_invoke_ms(files: dict, rounds: int, repeats: int) -> dict:
-    """Median invoke ms per file (name -> TFLiteFile with inputs set), measured `rounds` times in turn."""
+    """Median invoke ms per file (name -> ModelFile with inputs set), measured `rounds` times in turn."""
     samples = {name: [] for name in files}
     for _ in range(rounds):
         for name, f in files.items():
-            samples[name].append(median_ms(f.interpreter.invoke, (), repeats, warmup=5))
+            samples[name].append(median_ms(f.invoke, warmup=5, runs=repeats))
     return {name: float(np.median(v)) for name, v in samples.items()}
 
 
@@ -59,7 +60,7 @@ def measure_width(width: float, img_size: int, threads: int, rounds: int, repeat
         files = {}
         for name, pair in paths.items():
             for precision, path in pair.items():
-                f = TFLiteFile(path, threads=threads)
+                f = ModelFile(path, threads=threads)
                 f(*[a.numpy() for a in samples[name][0]])
                 files[f"{name} {precision}"] = f
         latency = interleaved_invoke_ms(files, rounds, repeats)

@@ -22,7 +22,8 @@ import time  # noqa: E402
 import torch  # noqa: E402
 
 from host.calibrate import curve_on_split  # noqa: E402
-from host.cli import USER_ERRORS, OneLineParser, add_training_args, run_training  # noqa: E402
+from device.flags import Parser, run_cli  # noqa: E402
+from host.cli import add_training_args, run_training  # noqa: E402
 
 CONTROLS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 
@@ -52,8 +53,8 @@ def ablation(args, default_result) -> list:
             else:
                 cell_args = copy.copy(args)
                 cell_args.distill, cell_args.frozen_update, cell_args.resume = distill, frozen, False
-                cell_args.out = str(Path(default_result.checkpoint_dir).with_name(
-                    f"{Path(default_result.checkpoint_dir).name}-distill_{on(distill)}-frozen_{on(frozen)}"))
+                cell_args.checkpoint_out = Path(default_result.checkpoint_dir).with_name(
+                    f"{Path(default_result.checkpoint_dir).name}-distill_{on(distill)}-frozen_{on(frozen)}")
                 result = run_training(cell_args)
             cells.append({"distill": distill, "frozen_update": frozen, **run_summary(result)})
     return cells
@@ -110,17 +111,14 @@ def markdown(report: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = add_training_args(OneLineParser(description=__doc__.split("\n")[0]))
+    parser = add_training_args(Parser(prog="train_cifar10.py", description=__doc__.split("\n")[0]),
+                               checkpoint_flag="--checkpoint-out")
     parser.add_argument("--ablation", action="store_true", help="also train the 2x2 distill x frozen-update grid")
     parser.add_argument("--report", default=None, help="Markdown output (default bench/results/train_<preset>.md)")
     args = parser.parse_args(argv)
     command = shlex.join([Path(sys.executable).name, *sys.argv] if argv is None else ["python", __file__, *argv])
-    try:
-        result = run_training(args)
-        cells = ablation(args, result) if args.ablation else None
-    except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    result = run_training(args)
+    cells = ablation(args, result) if args.ablation else None
     controls = sorted(set(CONTROLS) | {result.calibration["router"]["initial"], result.calibration["router"]["floor"]})
     report = {"preset": args.preset, "arch": args.arch, "dataset": result.splits.name, "command": command,
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "hardware": hardware(),
@@ -138,4 +136,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from device.bundle import sha256_of
-from device.manifest import FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, validate_manifest
-from device.preprocess import MEAN_RGB, STD_RGB
+from device.errors import UserError
+from device.bundle.loader import sha256_of
+from device.bundle.manifest import FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, validate_manifest
+from device.io.preprocess import MEAN_RGB, STD_RGB
 
 REPO = Path(__file__).resolve().parents[1]
 EVAL_FILE = "eval.npz"
@@ -57,7 +58,7 @@ measuring accuracy on the board.
 """
 
 
-class BundleExistsError(FileExistsError):
+class BundleExistsError(UserError, FileExistsError):
     """The output folder is there already and --force was not given."""
 
 

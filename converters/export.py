@@ -14,10 +14,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from device.errors import UserError
 from converters.flatbuffer import strip_tensor_names
 
 
-class ExportError(RuntimeError):
+class ExportError(UserError, RuntimeError):
     """litert-torch could not lower one module; the message names it."""
 
 
@@ -39,7 +40,7 @@ class ExitStatistics(nn.Module):
     subnet file they are a few builtin ops of the invoke; computed in Python after the invoke,
     whose weights have just evicted the Python interpreter's code and data from the CPU caches,
     they were one of the largest parts of the board loop's own cost. The formula is
-    device.entropy.softmax_entropy's. The int8 quantizer leaves this module in float
+    device.policy.exits.softmax_entropy's. The int8 quantizer leaves this module in float
     (converters.quantize).
     """
 

@@ -1,7 +1,8 @@
 """Parity of the exported files with PyTorch on real test images; the build stops when it fails.
 
-Every file is run in ai-edge-litert the way the board runs it (trunk, then subnet k on the
-cached trunk tensor and TFLite's own f_1..f_{k-1}) and compared with PyTorch:
+Every file is run through the board's own engine (device.engine.Cascade, in ai-edge-litert: the
+trunk, then subnet k on the cached trunk tensor and TFLite's own f_1..f_{k-1}) and compared
+with PyTorch:
 max abs logit difference, top-1 agreement, and agreement of the cascade's exit decision at the
 calibrated router setting, taken as the board takes it: from the entropy each subnet file
 computes itself (its exit statistics output). trunk.tflite is judged by feeding its tensor to
@@ -12,13 +13,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from converters.tflite_chain import Chain
-from device.entropy import exit_subnets, softmax_entropy
+from device.engine import Cascade
+from device.engine.outputs import exit_outputs
+from device.errors import UserError
+from device.policy.exits import exit_subnets, softmax_entropy
 
 MIN_PARITY_IMAGES = 1000
 
 
-class ParityError(RuntimeError):
+class ParityError(UserError, RuntimeError):
     """An exported file disagrees with PyTorch beyond the thresholds; the message names it."""
 
 
@@ -82,23 +85,23 @@ def compare(ref_logits: np.ndarray, got_logits: np.ndarray, labels: np.ndarray) 
     }
 
 
-def measure(net, chain: Chain, images: np.ndarray, labels: np.ndarray, exit_thresholds,
+def measure(net, cascade: Cascade, images: np.ndarray, labels: np.ndarray, exit_thresholds,
             reference: Reference | None = None) -> tuple:
     """(per-file parity {file name: figures}, whole-cascade figures) of one precision."""
     if len(images) < MIN_PARITY_IMAGES:
         raise ValueError(f"parity needs >= {MIN_PARITY_IMAGES} test images, got {len(images)}")
     reference = reference or torch_reference(net, images)
-    trunk_tfl, logits_tfl, stats_tfl = chain.run(images)
+    trunk_tfl, logits_tfl, stats_tfl = exit_outputs(cascade, images)
     ref_exit = cascade_exits(reference.logits, exit_thresholds)
     got_exit = exit_subnets(stats_tfl[..., 0], exit_thresholds)
 
     via_trunk = torch_logits_from_trunk(net, trunk_tfl)
-    files = {chain.trunk.path.name: {
+    files = {cascade.trunk.path.name: {
         **compare(reference.logits[-1], via_trunk[-1], labels),
         "exit_agreement": float((cascade_exits(via_trunk, exit_thresholds) == ref_exit).mean()),
     }}
     ref_entropy = softmax_entropy(reference.logits)
-    for k, subnet in enumerate(chain.subnets):
+    for k, subnet in enumerate(cascade.subnets):
         figures = compare(reference.logits[k], logits_tfl[k], labels)
         figures["max_abs_entropy_diff"] = float(np.abs(stats_tfl[k, :, 0] - ref_entropy[k]).max())
         # does the cascade decide "answer at subnet k+1" for the same images as PyTorch?

@@ -2,30 +2,34 @@
 
     python host/build.py --arch mobilenet --data ../shared/datasets/cifar10-jpg.tar.gz [--quantize int8|int8-per-channel]
 
-writes dist/<arch>-<dataset>/ and dist/<arch>-<dataset>.tar.gz, then prints one row per
-subnet: MACs, params, top-1, fp32 (and int8) latency on this host, file size. The training
-flags of host/train.py pass through (--out is the checkpoint folder there and here; the
-bundle goes under --dist). Bad input ends in one 'error:' line and exit status 2.
+writes dist/<arch>-<dataset>/ and dist/<arch>-<dataset>.tar.gz (`--out` is the bundle root),
+then prints one row per subnet: MACs, params, top-1, fp32 (and int8) latency on this host,
+file size. The training flags of host/train.py pass through; the checkpoint a build trains
+goes to --checkpoint-out. Bad input ends in one 'error:' line and exit status 2.
 """
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if __name__ == "__main__":  # run as a script: import from the repository root, not host/
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+import argparse  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from converters.bundle import BundleExistsError, BundleSpec, PrecisionFiles, refuse_existing, write_bundle  # noqa: E402
-from converters.export import ExportError, export_fp32, trunk_shape  # noqa: E402
-from converters.parity import MIN_PARITY_IMAGES, ParityError, check_fp32, check_int8, measure, torch_reference  # noqa: E402
+from converters.bundle import BundleSpec, PrecisionFiles, refuse_existing, write_bundle  # noqa: E402
+from converters.export import export_fp32, trunk_shape  # noqa: E402
+from converters.parity import MIN_PARITY_IMAGES, check_fp32, check_int8, measure, torch_reference  # noqa: E402
 from converters.quantize import export_int8  # noqa: E402
-from converters.tflite_chain import Chain  # noqa: E402
+from device.engine import Cascade  # noqa: E402
+from device.flags import Parser, UsageError, add_out, add_threads, run_cli  # noqa: E402
+from device.profiling import median_ms  # noqa: E402
 from host import checkpoint  # noqa: E402
 from host.calibrate import calibrate, initial_thresholds  # noqa: E402
-from host.cli import USER_ERRORS, CliError, OneLineParser, add_training_args, resolve_settings, run_training  # noqa: E402
+from host.cli import CliError, add_training_args, resolve_settings, run_training  # noqa: E402
 from host.complexity import subnet_costs  # noqa: E402
 from host.data import dataset_name, load_cifar_like  # noqa: E402
 from host.evaluate import collect_logits, top1  # noqa: E402
@@ -33,7 +37,6 @@ from host.evaluate import collect_logits, top1  # noqa: E402
 EVAL_SET_SIZE = 500         # labeled test images shipped in the bundle for on-board accuracy
 PARITY_IMAGES = 2000        # test images each file is checked on (at least MIN_PARITY_IMAGES)
 INT8_CALIB_IMAGES = 200     # training images the int8 observers see
-BUILD_ERRORS = USER_ERRORS + (ExportError, ParityError, BundleExistsError)
 
 
 @dataclass
@@ -47,16 +50,23 @@ class Trained:
 
 
 def parse_args(argv=None):
-    parser = add_training_args(OneLineParser(description=__doc__.splitlines()[0]))
+    parser = add_training_args(Parser(prog="build.py", description=__doc__.splitlines()[0]),
+                               checkpoint_flag="--checkpoint-out")
     g = parser.add_argument_group("build")
     g.add_argument("--checkpoint", type=Path, help="reuse this checkpoint folder instead of training")
     g.add_argument("--quantize", choices=["int8", "int8-per-channel"],
                    help="also ship post-training int8 files: per-tensor weights (smaller), or per-channel "
                         "for a model whose int8 top-1 falls too far with per-tensor")
-    g.add_argument("--dist", type=Path, default=Path("dist"), help="bundle output root (default dist/)")
+    add_out(g, "bundle root: the bundle goes to OUT/<arch>-<dataset>/ and OUT/<arch>-<dataset>.tar.gz", "dist/")
+    g.add_argument("--dist", type=Path, help=argparse.SUPPRESS)
     g.add_argument("--force", action="store_true", help="replace an existing bundle")
-    g.add_argument("--threads", type=int, default=1, help="interpreter threads for the latency figures")
-    return parser.parse_args(argv)
+    add_threads(g, "1; for the latency figures of the summary")
+    args = parser.parse_args(argv)
+    if args.dist is not None:
+        raise UsageError("--dist is now --out (the bundle root); the checkpoint folder is --checkpoint-out")
+    args.out = args.out or Path("dist")
+    args.threads = args.threads or 1
+    return args
 
 
 def stage(number: int, text: str) -> float:
@@ -120,15 +130,27 @@ def convert_and_verify(trained: Trained, quantize: str | None, work: Path, threa
     thresholds = initial_thresholds(trained.calibration)
     precisions, latency = {}, {}
     for name, files in exported.items():
-        chain = Chain(files.trunk, files.subnets, threads=threads)
-        parity, cascade = measure(net, chain, test.images, test.labels, thresholds, reference)
+        engine = Cascade.from_files(files.trunk, files.subnets, net.cfg.num_classes, threads=threads)
+        parity, cascade = measure(net, engine, test.images, test.labels, thresholds, reference)
         if name == "fp32":
             check_fp32(parity)
         else:
             check_int8(parity, precisions["fp32"].parity)
         precisions[name] = PrecisionFiles(files.trunk, files.subnets, parity, cascade)
-        latency[name] = chain.latency_ms(test.images[0])
+        latency[name] = stage_latency_ms(engine, test.images[0])
     return precisions, latency
+
+
+def stage_latency_ms(cascade: Cascade, image: np.ndarray) -> dict:
+    """Median ms of each file on cached inputs (by file name), and of a frame through all of them
+    ('cascade'), with the profiler's timing harness."""
+    x = image[None].astype(np.float32)
+    cascade.run_all(x)
+    times = {cascade.trunk.path.name: median_ms(lambda: cascade.run_trunk(x))}
+    for k, stage in enumerate(cascade.subnets, start=1):
+        times[stage.path.name] = median_ms(lambda: cascade.step(k))
+    times["cascade"] = median_ms(lambda: cascade.run_all(x))
+    return times
 
 
 def summary(trained: Trained, precisions: dict, latency: dict) -> str:
@@ -157,7 +179,7 @@ def expected_name(args) -> str:
 
 def build(args) -> tuple:
     """The whole pipeline; returns (bundle folder, archive)."""
-    refuse_existing(args.dist / expected_name(args), args.force)  # before minutes of training
+    refuse_existing(args.out / expected_name(args), args.force)  # before minutes of training
     if args.limit_test is not None and args.limit_test < MIN_PARITY_IMAGES:
         raise CliError(f"--limit-test {args.limit_test}: parity needs >= {MIN_PARITY_IMAGES} test images")
     started = stage(1, "train" if args.checkpoint is None else f"load checkpoint {args.checkpoint}")
@@ -170,7 +192,7 @@ def build(args) -> tuple:
              f"floor {router['floor']:.2f}")
     with tempfile.TemporaryDirectory(prefix="dynedge-build-") as work:
         precisions, latency = convert_and_verify(trained, args.quantize, Path(work), args.threads)
-        stage(5, f"bundle: {args.dist / name}")
+        stage(5, f"bundle: {args.out / name}")
         test = spread(trained.splits.test, EVAL_SET_SIZE)
         spec = BundleSpec(
             arch=trained.net.cfg.arch, dataset=trained.splits.name, labels=trained.splits.classes,
@@ -178,7 +200,7 @@ def build(args) -> tuple:
             trunk_costs=trained.costs["trunk"], subnets=subnet_entries(trained),
             router=trained.calibration["router"], precisions=precisions,
             eval_images=test.images, eval_labels=test.labels)
-        folder, archive = write_bundle(spec, args.dist, force=args.force)
+        folder, archive = write_bundle(spec, args.out, force=args.force)
         print(summary(trained, precisions, latency))
     return folder, archive
 
@@ -187,9 +209,6 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         folder, archive = build(args)
-    except BUILD_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("error: interrupted; no bundle was written (partial output is removed)", file=sys.stderr)
         return 130
@@ -198,4 +217,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

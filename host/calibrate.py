@@ -2,7 +2,7 @@
 
 One pass over the calibration split records every subnet's softmax entropy and whether
 it was right. From those, per subnet: the entropy quantiles the board turns exit levels
-into thresholds with (device.entropy), and the calibration accuracy. Then the curve the
+into thresholds with (device.policy.exits), and the calibration accuracy. Then the curve the
 router moves along: the cascade is simulated for every combination of per-subnet exit
 levels on a grid, and the accuracy/mean-MACs Pareto frontier, resampled at CURVE_POINTS
 evenly spaced costs, becomes the curve (control 0 its most accurate point, 1 subnet 1
@@ -22,7 +22,7 @@ import itertools
 
 import numpy as np
 
-from device.entropy import control_row, entropy_quantiles, exit_subnets, softmax_entropy, thresholds_for_levels
+from device.policy.exits import control_row, entropy_quantiles, exit_subnets, softmax_entropy, thresholds_for_levels
 from host.evaluate import collect_logits
 
 CURVE_POINTS = 51

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from device.errors import UserError
 from host.network import DynamicNet, NetConfig
 
 FORMAT = "dynedge-checkpoint"
@@ -17,7 +18,7 @@ VERSION = 1
 MODEL_FILE, CONFIG_FILE, OPTIMIZER_FILE = "model.safetensors", "config.json", "optimizer.safetensors"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint that is missing, unreadable or does not match what was asked for."""
 
 

@@ -1,8 +1,8 @@
 """The training flags every host command shares, and run_training(): data -> train -> evaluate -> calibrate.
 
 host/build.py adds these flags to its own parser and calls run_training(args);
-`python host/train.py ...` runs training alone through main() here. Bad input ends in one
-line on stderr starting with 'error:' and exit status 2, never a traceback.
+`python host/train.py ...` runs training alone through main() here. Bad input raises a
+UserError, which the entry scripts print as one 'error:' line with exit status 2.
 """
 import argparse
 import sys
@@ -10,29 +10,28 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from device.errors import UserError
+from device.flags import Parser
 from host import checkpoint
 from host.calibrate import calibrate
 from host.checkpoint import CheckpointError
 from host.complexity import subnet_costs
-from host.data import DataError, Splits, load_cifar_like
+from host.data import Splits, load_cifar_like
 from host.evaluate import collect_logits, top1
 from host.network import ARCHS, DynamicNet, NetConfig
 from host.presets import PRESETS
-from host.train import TrainConfig, seed_everything, train
+from host.training import TrainConfig, seed_everything, train
 
 
-class CliError(ValueError):
+class CliError(UserError, ValueError):
     """Flag values that are individually valid but do not fit together."""
 
 
-USER_ERRORS = (CliError, DataError, CheckpointError)
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one 'error: ...' line (exit 2) instead of usage + message."""
-
-    def error(self, message):
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+def add_data(parser) -> None:
+    """--data, as every host tool takes it."""
+    parser.add_argument("--data", default=None,
+                        help="ImageFolder dir (train/<class>/*, test/<class>/*) or a .tar.gz of one; "
+                             "default: download CIFAR-10")
 
 
 def on_off(text: str) -> bool:
@@ -41,13 +40,14 @@ def on_off(text: str) -> bool:
     return text == "on"
 
 
-def add_training_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the shared training flags; None defaults are filled from --preset by resolve_settings()."""
+def add_training_args(parser: argparse.ArgumentParser, checkpoint_flag: str = "--out") -> argparse.ArgumentParser:
+    """Add the shared training flags; None defaults are filled from --preset by resolve_settings().
+
+    `checkpoint_flag` names the checkpoint folder's flag: `--out` where the checkpoint is the
+    command's result (host/train.py), `--checkpoint-out` where it is a by-product (build.py)."""
     g = parser.add_argument_group("training")
     g.add_argument("--arch", default="mobilenet", choices=ARCHS, help="base architecture (default mobilenet)")
-    g.add_argument("--data", default=None,
-                   help="ImageFolder dir (train/<class>/*, test/<class>/*) or a .tar.gz of one; "
-                        "default: download CIFAR-10")
+    add_data(g)
     g.add_argument("--preset", default="quick", choices=sorted(PRESETS), help="training recipe (default quick)")
     g.add_argument("--epochs", type=float, help="training epochs; a fraction ends part-way through the last (preset)")
     g.add_argument("--batch-size", type=int, help="batch size (preset)")
@@ -70,8 +70,9 @@ def add_training_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                    help="frozen updating (default off: bench/results/train_ablation_cpu.md)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
-    g.add_argument("--out", default=None, help="checkpoint folder (default runs/<arch>-<dataset>)")
-    g.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    g.add_argument(checkpoint_flag, dest="checkpoint_out", type=Path, default=None,
+                   help="checkpoint folder (default runs/<arch>-<dataset>)")
+    g.add_argument("--resume", action="store_true", help=f"continue from the checkpoint in {checkpoint_flag}")
     return parser
 
 
@@ -175,7 +176,7 @@ def run_training(args) -> TrainingResult:
     started = time.time()
     splits = load_cifar_like(args.data, settings.net.img_size, settings.limit_train, settings.calib_size,
                              settings.train.seed, limit_test=settings.limit_test)
-    out = Path(args.out) if args.out else Path("runs") / f"{settings.net.arch}-{splits.name}"
+    out = args.checkpoint_out or Path("runs") / f"{settings.net.arch}-{splits.name}"
     seconds = {"data": time.time() - started}
     net = prepare_network(settings, out, args.resume, len(splits.classes))
     meta = {"dataset": splits.name, "classes": splits.classes, "preset": args.preset}
@@ -209,12 +210,8 @@ def summary_lines(result: TrainingResult) -> list:
 
 
 def main(argv=None) -> int:
-    parser = add_training_args(OneLineParser(description="Train, evaluate and calibrate the dynamic network."))
-    args = parser.parse_args(argv)
-    try:
-        result = run_training(args)
-    except USER_ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    """host/train.py: train, evaluate and calibrate; prints the summary lines."""
+    parser = add_training_args(Parser(prog="train.py", description="Train, evaluate and calibrate the dynamic network."))
+    result = run_training(parser.parse_args(argv))
     print("\n".join(summary_lines(result)))
     return 0

@@ -20,13 +20,15 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from device.errors import UserError
+
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"  # raw bytes, no pickle
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 SPLIT_DIRS = {"train": ("train",), "test": ("test", "val")}
 CACHE_VERSION = 1
 
 
-class DataError(RuntimeError):
+class DataError(UserError, RuntimeError):
     """A data source that cannot be used; the message names the path and the fix."""
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from host.train import channels_last, pick_device, to_input
+from host.batches import channels_last, pick_device, to_input
 
 
 @torch.no_grad()

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from device.preprocess import MEAN_RGB, STD_RGB
+from device.io.preprocess import MEAN_RGB, STD_RGB
 
 ARCHS = ("mobilenet", "resnet")
 

@@ -5,22 +5,24 @@
 
 The first form prints one table (a row per figure, a column per report) and writes it with
 overlaid plots to --out. The second draws the plots a board without matplotlib could not, next
-to its report.json (or into --out). The plot code is device/plots.py, shared with the board.
+to its report.json (or into --out). The plot code is device/profiling/plots.py, shared with the board.
 """
-import argparse
 import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if __name__ == "__main__":  # run as a script: import from the repository root, not host/
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from device import plots  # noqa: E402
-from device.profile_report import REPORT_FORMAT, REPORT_VERSION  # noqa: E402
+from device.errors import UserError  # noqa: E402
+from device.flags import Parser, add_out, run_cli  # noqa: E402
+from device.profiling import plots  # noqa: E402
+from device.profiling.report import REPORT_FORMAT, REPORT_VERSION  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "profiles" / "reports" / "comparison"
 
 
-class ReportError(ValueError):
+class ReportError(UserError, ValueError):
     """A file that is not a readable profile report."""
 
 
@@ -130,26 +132,21 @@ def draw_plots(path: Path, out_dir: Path | None) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="report.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("reports", nargs="*", type=Path, help="report.json files to compare")
     parser.add_argument("--plots", type=Path, metavar="REPORT_JSON",
                         help="draw this report's plots (beside it, or into --out)")
-    parser.add_argument("--out", type=Path, help=f"output folder (compare: default {DEFAULT_OUT})")
+    add_out(parser, "output folder", f"beside the report for --plots; {DEFAULT_OUT} to compare")
     parser.add_argument("--labels", help="comma-separated column names, one per report")
     args = parser.parse_args(argv)
-    try:
-        if args.plots:
-            draw_plots(args.plots, args.out)
-        elif args.reports:
-            compare(args.reports, args.out or DEFAULT_OUT,
-                    args.labels.split(",") if args.labels else None)
-        else:
-            raise ReportError("give report.json files to compare, or --plots REPORT_JSON")
-    except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if args.plots:
+        draw_plots(args.plots, args.out)
+    elif args.reports:
+        compare(args.reports, args.out or DEFAULT_OUT, args.labels.split(",") if args.labels else None)
+    else:
+        raise ReportError("give report.json files to compare, or --plots REPORT_JSON")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

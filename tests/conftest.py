@@ -1,6 +1,5 @@
 """Shared fixtures. The data comes from ../shared/datasets (never committed to the project)."""
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -8,7 +7,6 @@ import pytest
 pytest_plugins = ["tests.fixtures_bundle"]
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def shared_dir() -> Path:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from device.bundle import Bundle
-from device.entropy import QUANTILE_POINTS, softmax_entropy
+from device.bundle.loader import Bundle
+from device.policy.exits import QUANTILE_POINTS, softmax_entropy
 
 
 class FakeClock:

@@ -34,7 +34,7 @@ def build_tiny_bundle(out_dir: Path, data: Path | None = None) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     data = data or shared_dir() / "datasets" / "cifar10-jpg.tar.gz"
     cmd = [sys.executable, str(REPO / "host" / "build.py"), *TINY_ARGS, "--data", str(data),
-           "--out", str(out_dir / "checkpoint"), "--dist", str(out_dir / "dist")]
+           "--checkpoint-out", str(out_dir / "checkpoint"), "--out", str(out_dir / "dist")]
     # one OpenMP thread: on a shared 2-core host, torch's spinning worker threads slow a tiny
     # network's training by orders of magnitude (seen: minutes per step instead of ~0.5 s)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

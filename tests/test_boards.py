@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from device import boards, sensors
-from device.boards import BoardError, detect_board, known_boards, load_profile, resolve_profile
+from device.board import (BoardError, cpu_load, detect_board, known_boards, load_profile, profiles_dir,
+                          read_temperature, resolve_profile)
 
 EXPECTED_BOARDS = {"rpi4", "rpi5", "jetson-nano", "jetson-orin-nano", "x86_64"}
 Reading = namedtuple("Reading", "label current high critical")
@@ -103,7 +103,7 @@ def test_unknown_board_name_lists_known_ones():
      "thermal.psutil_sensors"),
 ])
 def test_malformed_profile_names_the_field(tmp_path, edit, field):
-    source = (boards.profiles_dir() / "rpi4.toml").read_text()
+    source = (profiles_dir() / "rpi4.toml").read_text()
     bad = tmp_path / "rpi4.toml"
     bad.write_text(edit(source))
     with pytest.raises(BoardError, match=field.replace(".", r"\.")):
@@ -119,7 +119,7 @@ def test_invalid_toml_names_the_file(tmp_path):
 
 def test_profiles_found_beside_device_in_a_bundle_layout(tmp_path, monkeypatch):
     (tmp_path / "profiles").mkdir()
-    shutil.copy(boards.profiles_dir() / "rpi5.toml", tmp_path / "profiles")
+    shutil.copy(profiles_dir() / "rpi5.toml", tmp_path / "profiles")
     monkeypatch.setenv("DYNEDGE_PROFILES", str(tmp_path / "profiles"))
     assert known_boards() == ["rpi5"]
 
@@ -127,7 +127,7 @@ def test_profiles_found_beside_device_in_a_bundle_layout(tmp_path, monkeypatch):
 def test_temperature_from_psutil_key():
     profile = load_profile("rpi4")
     fake = {"cpu_thermal": [Reading("", 61.3, None, None)], "other": [Reading("", 99.0, None, None)]}
-    assert sensors.read_temperature(profile, sensors_fn=lambda: fake) == pytest.approx(61.3)
+    assert read_temperature(profile, sensors_fn=lambda: fake) == pytest.approx(61.3)
 
 
 def test_temperature_from_thermal_zone_fallback(tmp_path):
@@ -137,15 +137,15 @@ def test_temperature_from_thermal_zone_fallback(tmp_path):
         (zone / "type").write_text(kind + "\n")
         (zone / "temp").write_text(milli + "\n")
     profile = load_profile("jetson-nano")
-    assert sensors.read_temperature(profile, lambda: {}, sysfs_root=tmp_path) == pytest.approx(52.5)
+    assert read_temperature(profile, lambda: {}, sysfs_root=tmp_path) == pytest.approx(52.5)
 
 
 def test_no_sensor_reads_none(tmp_path):
-    assert sensors.read_temperature(load_profile("rpi4"), lambda: {}, sysfs_root=tmp_path) is None
+    assert read_temperature(load_profile("rpi4"), lambda: {}, sysfs_root=tmp_path) is None
 
 
 def test_cpu_load_is_a_percentage():
-    assert 0.0 <= sensors.cpu_load() <= 100.0 * 64
+    assert 0.0 <= cpu_load() <= 100.0 * 64
 
 
 @pytest.mark.parametrize("board, camera", [("rpi4", "picamera2"), ("rpi5", "picamera2"),

@@ -34,12 +34,12 @@ def test_build_end_to_end_prints_stages_and_summary(tiny_bundle):
 
 
 def test_existing_bundle_is_refused_without_force(tiny_bundle, cifar_tar):
-    proc = run_build(*TINY_ARGS, "--data", str(cifar_tar), "--dist", str(tiny_bundle.parent))
+    proc = run_build(*TINY_ARGS, "--data", str(cifar_tar), "--out", str(tiny_bundle.parent))
     assert_one_line_error(proc, str(tiny_bundle), "--force")
 
 
 def test_checkpoint_of_another_arch_is_refused(tiny_bundle, cifar_tar, tmp_path):
     proc = run_build("--arch", "mobilenet", "--checkpoint", str(tiny_bundle.parents[1] / "checkpoint"),
-                     "--data", str(cifar_tar), "--dist", str(tmp_path))
+                     "--data", str(cifar_tar), "--out", str(tmp_path))
     assert_one_line_error(proc, "resnet", "--arch")
     assert list(tmp_path.iterdir()) == []

@@ -10,8 +10,8 @@ import pytest
 
 from converters import bundle as bundle_mod
 from converters.bundle import BundleExistsError, BundleSpec, PrecisionFiles, write_bundle
-from device.bundle import BundleError, load_bundle
-from device.manifest import validate_manifest
+from device.bundle.loader import BundleError, load_bundle
+from device.bundle.manifest import validate_manifest
 
 
 def sha256(path: Path) -> str:
@@ -59,14 +59,14 @@ def test_eval_set_is_plain_arrays(tiny_bundle):
 
 
 def test_bundle_carries_runtime_and_archive_matches(tiny_bundle):
-    assert (tiny_bundle / "device" / "manifest.py").is_file()
+    assert (tiny_bundle / "device" / "bundle" / "manifest.py").is_file()
     assert not list(tiny_bundle.rglob("__pycache__"))
     assert (tiny_bundle / "requirements-device.txt").is_file()
     assert "requirements-device.txt" in (tiny_bundle / "README.md").read_text()
     with tarfile.open(tiny_bundle.with_name(tiny_bundle.name + ".tar.gz")) as tar:
         names = set(tar.getnames())
     assert f"{tiny_bundle.name}/model/manifest.json" in names
-    assert f"{tiny_bundle.name}/device/manifest.py" in names
+    assert f"{tiny_bundle.name}/device/bundle/manifest.py" in names
 
 
 def spec_from(bundle: Path) -> BundleSpec:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from device.entropy import QUANTILE_POINTS, exit_subnets, softmax_entropy, thresholds_for_levels
+from device.policy.exits import QUANTILE_POINTS, exit_subnets, softmax_entropy, thresholds_for_levels
 from host.calibrate import calibrate, calibration_from_logits, curve_on_split, router_settings
 from host.complexity import subnet_costs
 from host.data import Split

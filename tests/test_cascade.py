@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from device.cascade import Cascade, CascadeError
+from device.engine import Cascade, CascadeError
+from device.engine.outputs import ModelFile
 from tests.device_fakes import FakeClock, fake_bundle, fake_factory, reference_logits
 from tests.torch_threads import one_thread  # noqa: F401  (autouse: the int8 export runs a small network)
 
@@ -85,7 +86,7 @@ def test_warm_up_on_a_slow_board_stops_at_its_time_cap():
 
 
 def test_a_load_spike_during_warm_up_does_not_inflate_a_nominal_cost():
-    from device.cascade import CostModel
+    from device.engine.cascade import CostModel
     costs = CostModel(3)
     costs.calibrate([[0.001] * 5, [0.003, 0.009, 0.009, 0.003, 0.003], [0.002] * 5])  # a spike on stage 1
     assert costs.nominal == [0.001, 0.003, 0.002]
@@ -93,7 +94,7 @@ def test_a_load_spike_during_warm_up_does_not_inflate_a_nominal_cost():
 
 
 def test_a_preempted_stage_counts_as_a_bounded_slowdown():
-    from device.cascade import CostModel
+    from device.engine.cascade import CostModel
     costs = CostModel(2, alpha=0.5, max_jump=2.0)
     costs.calibrate([[0.002], [0.002]])
     costs.observe_frame([0.100])  # the trunk sat preempted: 50x its cost
@@ -103,7 +104,7 @@ def test_a_preempted_stage_counts_as_a_bounded_slowdown():
 def test_a_lasting_slowdown_past_the_bound_is_still_learned():
     """The bound is relative to the estimate: a board running 5x slower for good (throttled,
     shared) is predicted at 5x within a few frames, not held at a fixed cap."""
-    from device.cascade import CostModel
+    from device.engine.cascade import CostModel
     costs = CostModel(2, alpha=0.5, max_jump=2.0)
     costs.calibrate([[0.002], [0.002]])
     for _ in range(12):
@@ -112,7 +113,7 @@ def test_a_lasting_slowdown_past_the_bound_is_still_learned():
 
 
 def test_a_cheap_stage_moves_the_slowdown_in_proportion_to_its_cost():
-    from device.cascade import CostModel
+    from device.engine.cascade import CostModel
     costs = CostModel(2, alpha=0.5)
     costs.calibrate([[0.001], [0.004]])
     costs.observe_frame([0.002])  # the cheap first stage ran 2x (cold caches): a quarter of the weight
@@ -126,7 +127,7 @@ def test_a_cheap_stage_moves_the_slowdown_in_proportion_to_its_cost():
 def test_a_cold_first_stage_barely_moves_the_prediction_of_the_subnets():
     """A fixed 1 ms penalty on the cheap trunk of a 10 ms frame (caches gone cold between camera
     frames) raises the predicted subnet cost by about a tenth, not by the trunk's own 2x."""
-    from device.cascade import CostModel
+    from device.engine.cascade import CostModel
     costs = CostModel(3)
     costs.calibrate([[0.001], [0.004], [0.005]])
     for _ in range(50):
@@ -137,7 +138,7 @@ def test_a_cold_first_stage_barely_moves_the_prediction_of_the_subnets():
 def test_a_bimodal_cost_is_predicted_at_its_mean_with_no_margin():
     """Under contention a stage runs through or is preempted; the guard predicts the expected
     cost, not the expected cost plus a margin, which cut frames that would have fit."""
-    from device.cascade import CostModel
+    from device.engine.cascade import CostModel
     costs = CostModel(2)
     costs.calibrate([[0.001], [0.001]])
     predictions = []
@@ -198,7 +199,7 @@ def test_compiled_stages_read_the_trunk_and_feature_buffers_in_place(tiny_bundle
     """With LiteRT's CompiledModel no subnet step moves a tensor: every subnet reads the trunk's
     output buffer, and subnet k the features buffer subnet k-1 wrote; only the image is passed
     to the runtime."""
-    from device.bundle import load_bundle
+    from device.bundle.loader import load_bundle
     cascade = Cascade(load_bundle(tiny_bundle), runtime="litert", threads=1)
     assert type(cascade.trunk).__name__ == "CompiledStage"
     assert cascade.trunk.port("output", "output_0").array is None  # Python never sees it
@@ -213,8 +214,8 @@ def test_a_compiled_stage_whose_outputs_land_elsewhere_is_refused(tiny_bundle, m
     run at load must refuse the file instead of answering from an array that never changes."""
     from ai_edge_litert.tensor_buffer import TensorBuffer
 
-    from device.bundle import load_bundle
-    from device.compiled import CompiledStage, aligned_zeros
+    from device.bundle.loader import load_bundle
+    from device.engine.compiled import CompiledStage, aligned_zeros
     create, elsewhere = TensorBuffer.create_from_host_memory, []
 
     def somewhere_else(array):  # the runtime's output buffers over arrays Python never reads
@@ -230,7 +231,7 @@ def test_a_compiled_stage_whose_outputs_land_elsewhere_is_refused(tiny_bundle, m
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_real_bundle_escalation_matches_fresh_frames(tiny_bundle, runtime):
     """On real TFLite files: escalating through the cache gives each subnet's logits as a fresh run."""
-    from device.bundle import load_bundle
+    from device.bundle.loader import load_bundle
     bundle = load_bundle(tiny_bundle)
     cascade = Cascade(bundle, runtime=runtime, threads=1)
     h, w = bundle.input_size
@@ -255,8 +256,8 @@ def test_exit_statistics_are_the_softmax_of_each_files_logits(tiny_bundle, runti
     """The entropy, top-1 probability and class each subnet file computes, which the exit
     decisions and the answer read, are those of its own logits (tests/test_export.py covers confident logits:
     the tiny bundle's are all near uniform)."""
-    from device.bundle import load_bundle
-    from device.entropy import softmax_entropy
+    from device.bundle.loader import load_bundle
+    from device.policy.exits import softmax_entropy
     bundle = load_bundle(tiny_bundle)
     cascade = Cascade(bundle, runtime=runtime, threads=1)
     images, _ = bundle.eval_set()
@@ -288,7 +289,7 @@ def test_a_subnet_file_without_exit_statistics_is_refused():
 
 
 def int8_port(scale, zero_point):
-    from device.stage import Port
+    from device.engine.stage import Port
     return Port({"index": 0, "shape": [1, 4], "dtype": np.int8, "quantization": (scale, zero_point), "name": "x"},
                 np.zeros((1, 4), np.int8))
 
@@ -305,7 +306,7 @@ def test_quantized_ports_convert_in_place():
 def test_int8_hand_over_requantizes_without_a_float_round_trip():
     """Trunk tensor int8 -> a subnet's int8 input: a copy when both share a quantization, else one
     table lookup that gives what dequantize-then-quantize gives, for every int8 code."""
-    from device.stage import hand_over, same_values
+    from device.engine.stage import hand_over, same_values
     codes = np.arange(-128, 128, dtype=np.int8)
     source = int8_port(0.1, -5)
     same, other = int8_port(0.1 * (1 + 1e-7), -5), int8_port(0.25, 7)  # one tensor, two files' rounding; another
@@ -323,12 +324,26 @@ def test_int8_hand_over_requantizes_without_a_float_round_trip():
         assert other.array.tolist() == [expected.astype(np.int8).tolist()]
 
 
-def test_real_int8_files_escalate_like_the_converter_chain(tiny_bundle, tmp_path):
+def float_chain_logits(files, images) -> np.ndarray:
+    """(K, N, classes) logits of trunk + subnets called file by file, every tensor between them
+    taken through float: the reference the cascade's int8 hand-over must match."""
+    trunk, subnets = ModelFile(files.trunk), [ModelFile(p) for p in files.subnets]
+    logits = []
+    for image in images:
+        (t,) = trunk(image[None].astype(np.float32))
+        features, per_subnet = None, []
+        for k, subnet in enumerate(subnets):
+            features, out, _ = subnet(t) if k == 0 else subnet(t, features)
+            per_subnet.append(out[0])
+        logits.append(per_subnet)
+    return np.asarray(logits).transpose(1, 0, 2)
+
+
+def test_real_int8_files_escalate_like_a_float_chain(tiny_bundle, tmp_path):
     """int8 files on the board's cascade, with either kind of stage: the tensors handed over in
-    int8 (shared, copied or requantized by a table) give the logits of the converters'
-    reference chain, which takes every boundary tensor through float."""
+    int8 (shared, copied or requantized by a table) give the logits of the files called one by
+    one with every boundary tensor taken through float."""
     from converters.quantize import export_int8
-    from converters.tflite_chain import chain_from_manifest
     from device.bundle import Bundle, load_bundle
     from host import checkpoint
     base = load_bundle(tiny_bundle)
@@ -339,7 +354,7 @@ def test_real_int8_files_escalate_like_the_converter_chain(tiny_bundle, tmp_path
     manifest = {**base.manifest, "precisions": {"int8": {"trunk": files.trunk.name,
                                                          "subnets": [p.name for p in files.subnets]}}}
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
-    expected = chain_from_manifest(tmp_path, "int8", "ai_edge_litert").run(images).logits
+    expected = float_chain_logits(files, images)
     for runtime in RUNTIMES:
         cascade = Cascade(Bundle(model_dir=tmp_path, manifest=manifest), runtime=runtime, threads=1, precision="int8")
         assert cascade.trunk.port("output", "output_0").dtype == np.int8

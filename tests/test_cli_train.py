@@ -80,12 +80,13 @@ def test_resume_of_another_arch_refused(tmp_path):
 
 def test_run_training_end_to_end_and_resume(tmp_path, monkeypatch):
     """In-process: a tiny run records results in config.json; --resume of a finished run only re-evaluates."""
-    from host.cli import OneLineParser, add_training_args, run_training
+    from device.flags import Parser
+    from host.cli import add_training_args, run_training
 
     monkeypatch.setenv("DYNEDGE_CACHE", str(tmp_path / "cache"))
     flags = ["--arch", "resnet", "--subnets", "2", "--img-size", "16", "--epochs", "1", "--batch-size", "4",
              "--calib-size", "2", "--data", str(tiny_folder(tmp_path / "d")), "--out", str(tmp_path / "run")]
-    parser = add_training_args(OneLineParser())
+    parser = add_training_args(Parser())
     result = run_training(parser.parse_args(flags))
     assert len(result.accuracy) == 2 and len(result.calibration["subnets"]) == 2
     config = checkpoint.read_config(tmp_path / "run")

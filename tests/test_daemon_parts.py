@@ -9,12 +9,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from device.cascade import Result
-from device.daemon import run_loop
-from device.metrics import MetricsServer
-from device.router import Reading
-from device.telemetry import LatencyRing, Telemetry
-from device.watchdog import SystemdNotifier
+from device.engine.cascade import Result
+from device.service.daemon import run_loop
+from device.io.metrics import MetricsServer
+from device.policy.router import Reading
+from device.io.telemetry import LatencyRing, Telemetry
+from device.service.watchdog import SystemdNotifier
 from tests.device_fakes import FakeClock
 
 SOURCE = SimpleNamespace(drops=3, bad_frames=1)
@@ -86,7 +86,7 @@ def test_notifier_is_silent_outside_systemd():
 def test_json_line_holds_the_documented_fields_in_order(monkeypatch):
     """The template line must parse to json.dumps's line of the documented fields: same keys in
     the same order, same values at the documented rounding."""
-    monkeypatch.setattr("device.telemetry.time.time", lambda: 1700000000.123456)
+    monkeypatch.setattr("device.io.telemetry.time.time", lambda: 1700000000.123456)
     log = io.StringIO()
     telemetry = Telemetry(log, ['chat "noir"', "château"], 0.0405, 2, "fixed:2", summary_stream=io.StringIO(),
                           clock=FakeClock())  # the frames' clock times are the flush's: their wall time is time()

@@ -9,13 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from ai_edge_litert.interpreter import Interpreter
 
 from converters.export import ExitStatistics, ExportError, TrunkExport, convert_module, trunk_shape
 from converters.flatbuffer import anatomy
 from converters.parity import ParityError, check_fp32, check_int8, measure
 from converters.quantize import calibration_inputs, int8_name, quantize_module
-from converters.tflite_chain import Chain, TFLiteFile
-from device.entropy import softmax_entropy
+from device.engine import Cascade
+from device.engine.outputs import ModelFile
+from device.policy.exits import softmax_entropy
 from host import checkpoint
 from host.network import InvertedResidual
 from tests.torch_threads import one_thread  # noqa: F401  (autouse fixture)
@@ -29,22 +31,20 @@ def test_files_have_the_manifest_signatures_and_nhwc_layout(tiny_bundle):
     m = manifest_of(tiny_bundle)
     model = tiny_bundle / "model"
     size = m["input"]["height"]
-    trunk = TFLiteFile(model / "trunk.tflite")
-    runner = trunk.interpreter.get_signature_runner("serving_default")
-    assert list(runner.get_input_details()) == ["args_0"]
-    assert list(runner.get_input_details()["args_0"]["shape"]) == [1, size, size, 3]
-    assert list(runner.get_output_details()["output_0"]["shape"]) == m["trunk"]["output_shape"]
+    trunk = ModelFile(model / "trunk.tflite").stage
+    assert list(trunk.inputs) == ["args_0"]
+    assert trunk.port("input", "args_0").shape == (1, size, size, 3)
+    assert list(trunk.port("output", "output_0").shape) == m["trunk"]["output_shape"]
     for sub in m["subnets"]:
-        f = TFLiteFile(model / f"subnet_{sub['index']}.tflite")
-        details = f.interpreter.get_signature_runner("serving_default")
-        inputs, outputs = details.get_input_details(), details.get_output_details()
-        assert list(inputs) == (["args_0"] if sub["index"] == 1 else ["args_0", "args_1"])
+        stage = ModelFile(model / f"subnet_{sub['index']}.tflite").stage
+        assert sorted(stage.inputs) == (["args_0"] if sub["index"] == 1 else ["args_0", "args_1"])
         if sub["index"] > 1:
-            assert inputs["args_1"]["shape"][1] == sub["feature_offset"]
-        assert list(outputs) == ["output_0", "output_1", "output_2"]
-        assert outputs["output_0"]["shape"][1] == sub["feature_offset"] + sub["feature_dim"]  # [f_1..f_k]
-        assert outputs["output_1"]["shape"][1] == len(m["labels"])
-        assert list(outputs["output_2"]["shape"]) == [1, 3] and outputs["output_2"]["dtype"] == np.float32
+            assert stage.port("input", "args_1").shape[1] == sub["feature_offset"]
+        assert sorted(stage.outputs) == ["output_0", "output_1", "output_2"]
+        assert stage.port("output", "output_0").shape[1] == sub["feature_offset"] + sub["feature_dim"]  # [f_1..f_k]
+        assert stage.port("output", "output_1").shape[1] == len(m["labels"])
+        stats = stage.port("output", "output_2")
+        assert stats.shape == (1, 3) and stats.dtype == np.float32
 
 
 def test_exit_statistics_file_matches_numpy_from_unsure_to_confident(tmp_path):
@@ -52,7 +52,7 @@ def test_exit_statistics_file_matches_numpy_from_unsure_to_confident(tmp_path):
     near uniform to one class far ahead (a naive softmax would overflow or take log(0))."""
     logits = np.random.default_rng(0).standard_normal((1, 10)).astype(np.float32)
     path = convert_module(ExitStatistics().eval(), (torch.from_numpy(logits),), tmp_path / "stats.tflite", "stats")
-    stats_file = TFLiteFile(path)
+    stats_file = ModelFile(path)
     for scale in (0.01, 1.0, 40.0):
         scaled = logits * scale
         (stats,) = stats_file(scaled)
@@ -65,7 +65,7 @@ def test_exit_statistics_file_matches_numpy_from_unsure_to_confident(tmp_path):
 def test_files_keep_only_their_input_and_output_tensor_names(tiny_bundle):
     """Debug names are stripped; the boundary names stay for runtimes that find tensors by name."""
     for path in sorted((tiny_bundle / "model").glob("*.tflite")):
-        interpreter = TFLiteFile(path).interpreter
+        interpreter = Interpreter(model_path=str(path))
         boundary = interpreter.get_input_details() + interpreter.get_output_details()
         assert all(d["name"].startswith("serving_default_") for d in boundary), path.name
         named = [d["name"] for d in interpreter.get_tensor_details() if d["name"]]
@@ -93,8 +93,8 @@ def test_parity_names_the_file_that_disagrees(tiny_bundle):
     with np.load(tiny_bundle / "model" / "eval.npz") as data:
         images, labels = np.concatenate([data["images"]] * 2), np.concatenate([data["labels"]] * 2)
     model = tiny_bundle / "model"
-    chain = Chain(model / "trunk.tflite", [model / f"subnet_{k}.tflite" for k in (1, 2, 3)])
-    parity, _ = measure(net, chain, images, labels, np.array([0.5, 0.5, np.inf]))
+    engine = Cascade.from_files(model / "trunk.tflite", [model / f"subnet_{k}.tflite" for k in (1, 2, 3)], 10)
+    parity, _ = measure(net, engine, images, labels, np.array([0.5, 0.5, np.inf]))
     assert parity["subnet_1.tflite"]["max_abs_logit_diff"] < 1e-4
     with pytest.raises(ParityError, match="subnet_2.tflite"):
         check_fp32(parity)
@@ -110,9 +110,9 @@ def test_int8_check_names_a_file_that_loses_accuracy():
 def test_parity_refuses_fewer_than_1000_images(tiny_bundle):
     net, _ = checkpoint.load(tiny_bundle.parents[1] / "checkpoint")
     model = tiny_bundle / "model"
-    chain = Chain(model / "trunk.tflite", [model / "subnet_1.tflite"])
+    engine = Cascade.from_files(model / "trunk.tflite", [model / "subnet_1.tflite"], 10)
     with pytest.raises(ValueError, match="1000"):
-        measure(net, chain, np.zeros((10, 32, 32, 3), np.uint8), np.zeros(10, np.int64), np.array([np.inf]))
+        measure(net, engine, np.zeros((10, 32, 32, 3), np.uint8), np.zeros(10, np.int64), np.array([np.inf]))
 
 
 class FourierBlock(torch.nn.Module):
@@ -133,18 +133,18 @@ def test_trunk_shape_is_nhwc(tiny_bundle):
 
 
 def test_int8_trunk_tracks_pytorch_through_int8_boundaries(tiny_bundle, tmp_path):
-    """PT2E int8 on real images; TFLiteFile (de)quantizes int8 boundary tensors so callers see float."""
+    """PT2E int8 on real images; ModelFile (de)quantizes int8 boundary tensors so callers see float."""
     net, _ = checkpoint.load(tiny_bundle.parents[1] / "checkpoint")
     with np.load(tiny_bundle / "model" / "eval.npz") as data:
         images = data["images"][:32]
     samples = calibration_inputs(net, images)["trunk"]
     path = quantize_module(TrunkExport(net).eval(), samples, tmp_path / int8_name("trunk.tflite"), "trunk")
-    int8 = TFLiteFile(path)
+    int8 = ModelFile(path)
     assert path.name == "trunk_int8.tflite"
     with torch.no_grad():
         expected = TrunkExport(net).eval()(torch.from_numpy(images[:4]).float()).numpy()
     got = np.concatenate([int8(img[None].astype(np.float32))[0] for img in images[:4]])
-    scale = max(s for _, dtype, s, _ in int8.outputs)
+    scale = int8.stage.port("output", "output_0").scale
     assert got.dtype == np.float32 and got.shape == expected.shape
     # Error in output quantization steps. Requantizing at every layer adds up, so single
     # elements drift a few steps (3.65 seen); a wrong scale or zero point would be off by a
@@ -179,5 +179,5 @@ def test_int8_residual_block_has_no_float_island(tmp_path, per_channel, scales):
     assert set(parts["weight_scales"]) == scales
     with torch.no_grad():
         expected = module(samples[0][0]).numpy()
-    got = TFLiteFile(path)(samples[0][0].numpy())[0]
+    got = ModelFile(path)(samples[0][0].numpy())[0]
     assert np.abs(got - expected).max() <= 0.1 * np.abs(expected).max()

@@ -5,8 +5,9 @@ import re
 
 import pytest
 
-from device import plots
-from device.profile import main as profile_main
+from device.profiling import plots
+from device.flags import run_cli
+from device.profiling.profiler import main
 from tests.profile_runs import TFLITE_RUNTIME_PYTHON, quick_profile, without_eval_set
 
 SECTIONS = ("board", "runtime", "bundle", "load", "trunk", "subnets", "cache", "threads", "cascade",
@@ -103,7 +104,7 @@ def test_tflite_runtime_board_without_matplotlib(tiny_bundle, tmp_path_factory):
 def test_bundle_without_labeled_images_skips_accuracy(tiny_bundle, tmp_path, capsys):
     bundle = without_eval_set(tiny_bundle, tmp_path / "no-eval")
     out = tmp_path / "report"
-    assert profile_main(["--bundle", str(bundle), "--board", "x86_64", "--out", str(out),
+    assert run_cli(main, ["--bundle", str(bundle), "--board", "x86_64", "--out", str(out),
                          "--quick", "--threads", "1"]) == 0
     markdown = (out / "report.md").read_text()
     assert "skipped" in markdown and "no labeled images" in markdown
@@ -121,6 +122,6 @@ def test_bundle_without_labeled_images_skips_accuracy(tiny_bundle, tmp_path, cap
 ])
 def test_bad_input_is_one_error_line(tiny_bundle, capsys, argv, needle):
     full = ["--bundle", str(tiny_bundle), *argv] if "--bundle" not in argv else argv
-    assert profile_main(full + ["--quick"]) == 2
+    assert run_cli(main, full + ["--quick"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and needle in err[0]

@@ -4,8 +4,9 @@ import re
 
 import pytest
 
-from device import plots
-from host.report import main as report_main
+from device.profiling import plots
+from device.flags import run_cli
+from host.report import main
 from tests.profile_runs import quick_profile, without_eval_set
 
 
@@ -19,7 +20,7 @@ def two_reports(tiny_bundle, tmp_path_factory):
 
 def test_comparison_table_and_overlaid_plots(two_reports, tmp_path, capsys):
     out = tmp_path / "cmp"
-    assert report_main([*map(str, two_reports), "--out", str(out), "--labels", "host,pi"]) == 0
+    assert run_cli(main, [*map(str, two_reports), "--out", str(out), "--labels", "host,pi"]) == 0
     markdown = (out / "comparison.md").read_text()
     assert markdown == capsys.readouterr().out.rstrip("\n") + "\n"
     header = next(line for line in markdown.splitlines() if line.startswith("| figure"))
@@ -39,7 +40,7 @@ def test_comparison_table_and_overlaid_plots(two_reports, tmp_path, capsys):
 def test_plots_drawn_on_the_host_from_a_report(two_reports, tmp_path):
     if not plots.matplotlib_available():
         pytest.skip("matplotlib is not installed")
-    assert report_main(["--plots", str(two_reports[1]), "--out", str(tmp_path)]) == 0
+    assert run_cli(main, ["--plots", str(two_reports[1]), "--out", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(plots.PLOT_FILES.values())
 
 
@@ -49,6 +50,6 @@ def test_bad_input_is_one_error_line(tmp_path, capsys):
     for argv, needle in ([str(tmp_path / "missing.json")], "does not exist"), \
                         ([str(not_report)], "not a dynedge profile report"), \
                         ([], "give report.json files"):
-        assert report_main(argv) == 2
+        assert run_cli(main, argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error:") and needle in err[0]

@@ -4,9 +4,9 @@ exits (higher q) make a frame cheaper."""
 import numpy as np
 import pytest
 
-from device.cascade import Result
-from device.entropy import QUANTILE_POINTS, control_table
-from device.router import (CascadePolicy, FixedPolicy, PolicyError, Reading, Router, RouterSettings,
+from device.engine.cascade import Result
+from device.policy.exits import QUANTILE_POINTS, control_table
+from device.policy.router import (CascadePolicy, FixedPolicy, PolicyError, Reading, Router, RouterSettings,
                            SensorSampler, ThermalLimits, make_policy)
 from tests.device_fakes import FakeClock, fake_bundle
 

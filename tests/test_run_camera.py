@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from device import run_camera
+from device.flags import parse_budget, run_cli
+from device.service import camera
 from tests.test_sources import corrupt_frames, write_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -147,23 +148,24 @@ def test_bad_budget_is_one_line_and_exit_2_in_a_fresh_process(tiny_bundle):
     done = subprocess.run(cmd, capture_output=True, timeout=60, **kw)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "error: argument --budget: --budget 'abc' is not a positive time such as 40ms, 0.04s or 40 (milliseconds)"]
+        "error: argument --budget: --budget 'abc' is not a positive time such as 40ms, 0.04s or 40 (milliseconds) "
+        "(see run_camera.py --help)"]
 
 
 @pytest.mark.parametrize("value", ["abc", "-5ms", "0", "0ms", "40us", ""])
 def test_bad_budget_values(value, capsys, restore_signals):
-    assert run_camera.main(["--budget", value]) == 2
+    assert run_cli(camera.main, ["--budget", value]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: argument --budget:")
 
 
 @pytest.mark.parametrize("text, seconds", [("40ms", 0.040), ("0.04s", 0.040), ("40", 0.040), (" 2.5ms", 0.0025)])
 def test_budget_forms(text, seconds):
-    assert run_camera.parse_budget(text) == pytest.approx(seconds)
+    assert parse_budget(text) == pytest.approx(seconds)
 
 
 def run_main(args, capsys):
-    code = run_camera.main(args)
+    code = run_cli(camera.main, args)
     err = capsys.readouterr().err.strip().splitlines()
     return code, err
 

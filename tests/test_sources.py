@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from device.sources import (ImageFiles, LatestFrameGrabber, SourceError, VideoFile, jetson_csi_pipeline,
+from device.io.sources import (ImageFiles, LatestFrameGrabber, SourceError, VideoFile, jetson_csi_pipeline,
                             open_source)
 
 

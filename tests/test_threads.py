@@ -2,8 +2,8 @@
 frames faster) and whether a delegate took each model file."""
 import pytest
 
-from device.cascade import Cascade
-from device.threads import keep_faster
+from device.engine.cascade import Cascade
+from device.board.threads import keep_faster
 from tests.device_fakes import FakeClock, fake_bundle, fake_factory
 
 STAGE_COSTS = {"trunk": 0.001, "subnet_1": 0.002, "subnet_2": 0.002, "subnet_3": 0.002}
@@ -49,7 +49,7 @@ def test_a_file_whose_convolutions_no_delegate_took_is_told_apart():
     node spans its partition's boundary tensors (tensor 0 is the input, 9 a weight)."""
     from types import SimpleNamespace
 
-    from device.runtime import runs_on_delegate
+    from device.engine.delegate import runs_on_delegate
 
     def listing(*nodes):
         return SimpleNamespace(_get_ops_details=lambda: [{"op_name": name, "inputs": list(ins), "outputs": list(outs)}

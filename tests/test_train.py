@@ -6,7 +6,7 @@ from host import checkpoint
 from host.checkpoint import CheckpointError
 from host.data import load_cifar_like
 from host.network import DynamicNet, NetConfig
-from host.train import TrainConfig, augment, distillation_loss, lr_at, subnet_losses, train
+from host.training import TrainConfig, augment, distillation_loss, lr_at, subnet_losses, train
 from tests.torch_threads import one_thread  # noqa: F401  (autouse fixture)
 
 

@@ -11,13 +11,14 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from device.entropy import control_table
-from device.manifest import MANIFEST_NAME, ManifestError, validate_manifest
+from device.errors import UserError
+from device.policy.exits import control_table
+from device.bundle.manifest import MANIFEST_NAME, ManifestError, validate_manifest
 
 MODEL_DIR = "model"
 
 
-class BundleError(Exception):
+class BundleError(UserError):
     """A bundle that is missing, damaged or not understood; the message names the file."""
 
 
@@ -88,9 +89,9 @@ def find_model_dir(path: str | Path) -> Path:
                       f"--bundle with the folder that holds model/{MANIFEST_NAME}")
 
 
-def default_bundle_dir(script: str | Path) -> Path:
-    """model/ beside the device/ folder that holds `script` (the layout of an unpacked bundle)."""
-    root = Path(script).resolve().parents[1]
+def default_bundle_dir() -> Path:
+    """The folder that holds this device/ folder, when it is a bundle (model/ beside device/)."""
+    root = Path(__file__).resolve().parents[2]
     if (root / MODEL_DIR / MANIFEST_NAME).is_file():
         return root
     raise BundleError(f"no bundle at {root / MODEL_DIR}; run from inside an unpacked bundle "

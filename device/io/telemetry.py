@@ -19,8 +19,10 @@ import time
 
 import numpy as np
 
+from device.errors import UserError
 
-class TelemetryError(ValueError):
+
+class TelemetryError(UserError, ValueError):
     """A log destination that cannot be written; raised before the loop starts."""
 
 

@@ -1,4 +1,4 @@
-"""Timing helpers for the profiler: run a call with warm-up apart, and summarize samples.
+"""The kit's one timing harness: a call timed with its first run and warm-up apart, and samples summarized.
 
 Like TFLite's benchmark_model, the first call, the warm-up calls and the steady-state calls are
 kept apart: the first call pays for lazy allocation and cold caches and must not leak into the
@@ -39,3 +39,8 @@ def benchmark(fn, warmup: int, runs: int) -> dict:
     steady = [time_call(fn) for _ in range(runs)]
     return {"first_ms": first, "warmup_ms": summarize(warm), "steady_ms": summarize(steady),
             "samples_ms": steady}
+
+
+def median_ms(fn, warmup: int = 5, runs: int = 50) -> float:
+    """Median steady-state milliseconds of fn() after its first call and `warmup` calls."""
+    return benchmark(fn, warmup, runs)["steady_ms"]["p50"]

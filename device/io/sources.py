@@ -19,10 +19,13 @@ import glob
 import logging
 import re
 import threading
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from device.errors import UserError
 
 log = logging.getLogger("dynedge.sources")
 
@@ -33,7 +36,7 @@ URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
 LOST_AFTER_FAILURES = 5     # consecutive failed reads after which a live camera counts as lost
 
 
-class SourceError(ValueError):
+class SourceError(UserError, ValueError):
     """A --source value that names nothing usable; the message lists the accepted forms."""
 
 
@@ -68,6 +71,55 @@ class ImageFiles:
             self.bad_frames += 1
             log.warning("skipping unreadable image %s", path)
         return None
+
+    def close(self) -> None:
+        self.ended = True
+
+
+class ArraySource:
+    """Frames from an in-memory array (N, H, W, 3) BGR, cycled from `start`, `count` of them (None:
+    without end); `index` is the array index of the frame read() gave last.
+
+    With `interval_s` it stands in for a camera: a new frame every interval_s, read() waits for
+    the next one, and a loop that falls behind gets the newest frame while the missed ones count
+    as drops, as LatestFrameGrabber does. Without it, frames come as fast as the loop takes them.
+    The profiler, the benchmarks and the tests feed the daemon's loop with it.
+    """
+
+    def __init__(self, frames_bgr: np.ndarray, start: int = 0, count: int | None = None,
+                 interval_s: float | None = None, clock=time.perf_counter, sleep=time.sleep):
+        self.frames = frames_bgr
+        self.start, self.count = start, count
+        self.interval_s = interval_s
+        self.describe = f"{len(frames_bgr)} in-memory frame(s)"
+        self._clock, self._sleep = clock, sleep
+        self._next_at = None
+        self.given = 0
+        self.index = -1
+        self.ended = False
+        self.drops = self.bad_frames = self.reconnects = 0
+
+    def _wait_for_frame(self) -> None:
+        now = self._clock()
+        if self._next_at is None:
+            self._next_at = now
+        if now < self._next_at:
+            self._sleep(self._next_at - now)
+        else:
+            missed = int((now - self._next_at) / self.interval_s)
+            self.drops += missed
+            self._next_at += missed * self.interval_s
+        self._next_at += self.interval_s
+
+    def read(self, timeout_s: float = 1.0):
+        if self.ended or (self.count is not None and self.given >= self.count):
+            self.ended = True
+            return None
+        if self.interval_s is not None:
+            self._wait_for_frame()
+        self.index = (self.start + self.given) % len(self.frames)
+        self.given += 1
+        return self.frames[self.index]
 
     def close(self) -> None:
         self.ended = True

@@ -42,6 +42,8 @@ exit statistics are float32 (1, 3): [softmax entropy in nats, top-1 probability,
 index] of logits_k, computed inside the file so that the board's exit decision and answer
 read three numbers. Subnet k's features output is subnet k+1's features input as it stands.
 """
+from device.errors import UserError
+
 FORMAT_NAME = "dynedge-bundle"
 FORMAT_VERSION = 4  # 2: the router curve carries per-subnet exit levels; 3: subnet files output exit
 # statistics; 4: subnet k outputs [f_1..f_k], not f_k
@@ -57,7 +59,7 @@ SUBNET_KEYS = (
 )
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError, ValueError):
     """A manifest that this runtime cannot trust or does not understand."""
 
 

@@ -25,8 +25,8 @@ import time
 
 import numpy as np
 
-from device.runtime import runs_on_delegate
-from device.stage import SIGNATURE, CascadeError, Port, StageBase, same_values, signature_details
+from device.engine.delegate import runs_on_delegate
+from device.engine.stage import SIGNATURE, CascadeError, Port, StageBase, same_values, signature_details
 
 ALIGNMENT = 64  # bytes: LiteRT's requirement for host-memory buffers
 
@@ -125,6 +125,16 @@ class CompiledStage(StageBase):
             stage._in_capsules[stage._order["inputs"].index(n)] = buffer.capsule
             stage._staged.remove(n)
         return True
+
+    def read_output(self, name: str) -> np.ndarray:
+        """A float32 copy of output `name`; a shared output is read from its runtime buffer."""
+        port = self.port("output", name)
+        if port.array is not None:
+            return super().read_output(name)
+        raw = np.asarray(self._buffers[("output", name)].read(int(np.prod(port.shape)), port.dtype)).reshape(port.shape)
+        if not port.quantized:
+            return raw.astype(np.float32)
+        return ((raw.astype(np.float32) - port.zero_point) * port.scale).astype(np.float32)
 
     def on_delegate(self) -> bool | None:
         """The CompiledModel's CPU path delegates to XNNPACK as the Interpreter does; the check

@@ -24,101 +24,19 @@ runs inside the subnet files, the daemon preprocesses straight into the trunk's 
 """
 import os
 import time
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from device.cache import FeatureCache
-from device.runtime import stage_factory
-from device.stage import CascadeError, Stage, hand_over
-
-__all__ = ["Cascade", "CascadeError", "CostModel", "Result"]
-
+from device.engine.cache import FeatureCache
+from device.engine.runtime import stage_factory
+from device.engine.stage import CascadeError, Stage, hand_over
+from device.policy.costs import CostModel
 
 def default_threads() -> int:
     """Threads when neither --threads nor a board profile says: the cores, at most 4."""
     return max(1, min(os.cpu_count() or 1, 4))
-
-
-class CostModel:
-    """Predicts a stage's next cost as its nominal cost times one slowdown shared by all stages.
-
-    Contention (other processes, thermal throttling) slows every stage alike, and the trunk
-    and subnet 1 run on every frame, so the slowdown stays current even for a subnet the
-    deadline guard has not let run for a while: its own last measurement would be stale.
-
-    A frame moves the slowdown once, by its measured seconds over the nominal seconds of the
-    stages it ran, with a weight that grows with those nominal seconds. That is each stage
-    moving the slowdown in proportion to its nominal cost, to first order, in a handful of
-    operations: the first, cheap stage of a frame pays for caches gone cold while the board
-    slept between camera frames, a fixed penalty that must not scale the predicted cost of
-    the subnets, and it is diluted by the frame's nominal total.
-
-    A frame measured at more than `max_jump` times the current slowdown counts as `max_jump`
-    times it: one preemption moves the estimate by a bounded step, so that it does not make
-    every stage look slow for the next dozen frames, while a lasting slowdown of any size is
-    still learned, the bound rising with the estimate. A fixed bound of 4x nominal let each
-    preemption under two CPU hogs push the predictions up enough that the deadline guard
-    answered 23% and 59% of camera-paced frames with subnet 1 in two runs of
-    bench/device_runtime.py (git history of its result file, commits 37e70d5 and 830dfbe),
-    where subnet 2 alone held the budget or nearly did.
-
-    predict() returns nominal x slowdown, the expected cost, with no safety margin added. Under
-    contention a stage's cost is bimodal (it runs through, or it is preempted for a time
-    slice), so a margin of one mean deviation priced a subnet well above its run-through cost,
-    and the deadline guard cut frames whose subnet would have fit, each at a cost in accuracy.
-    The frames that still run over are mostly those preempted during a subnet, which no
-    prediction made before it can see coming. bench/device_runtime.py replays the guard on runs
-    without it, to show how many of the frames it would cut did run over.
-    """
-
-    def __init__(self, stages: int, alpha: float = 0.2, max_jump: float = 2.0):
-        self.alpha = alpha
-        self.max_jump = max_jump
-        self.slowdown = 1.0
-        self._set_nominal([0.0] * stages)  # seconds; 0 = not measured yet
-
-    def _set_nominal(self, nominal: list) -> None:
-        """Nominal costs, and per number of stages run n: their nominal total and the frame's
-        weight, 1 - prod(1 - alpha x cost / heaviest) over those stages, the weight the stages'
-        moves would have if each moved the slowdown in turn by alpha x cost / heaviest."""
-        self.nominal = nominal
-        heaviest = max(nominal) or 1.0
-        self._total, self._rate = [0.0], [0.0]  # index n: stages 0..n-1
-        for cost in nominal:
-            self._total.append(self._total[-1] + cost)
-            self._rate.append(1.0 - (1.0 - self._rate[-1]) * (1.0 - self.alpha * cost / heaviest))
-        self._unmeasured = 0.0 in nominal  # once warm-up has measured every stage, frames skip the check
-
-    def observe_frame(self, latencies) -> None:
-        """Learn from one frame: latencies[i] is stage i's seconds (trunk, subnet 1, ...). It runs
-        on every frame, hence the conditional expression in place of min(). A frame
-        that reaches a stage not measured yet (no warm-up) only sets nominal costs: the slowdown
-        learns from the frames after it."""
-        n = len(latencies)
-        if self._unmeasured and 0.0 in self.nominal[:n]:
-            self._set_nominal([cost or seconds for cost, seconds in zip(self.nominal, latencies)]
-                              + self.nominal[n:])
-            return
-        slowdown = self.slowdown
-        ratio = sum(latencies) / self._total[n]
-        bound = self.max_jump * slowdown
-        if ratio > bound:
-            ratio = bound
-        self.slowdown = slowdown + self._rate[n] * (ratio - slowdown)
-
-    def predict(self, stage: int) -> float:
-        """The expected cost: nominal x slowdown; 0 before any measurement."""
-        return self.nominal[stage] * self.slowdown
-
-    def calibrate(self, samples: list) -> None:
-        """Nominal costs from warm-up samples (one list of seconds per stage); slowdown back to 1.
-
-        The fastest sample, not the median: contention only ever slows a stage, so a load spike
-        during warm-up must outlast every round to bias it. A biased nominal cost would last, as
-        the deadline guard never lets a stage run whose predicted cost stays past the deadline."""
-        self._set_nominal([float(min(s)) for s in samples])
-        self.slowdown = 1.0
 
 
 class _Wiring(NamedTuple):
@@ -127,6 +45,20 @@ class _Wiring(NamedTuple):
     stage: object
     load: tuple          # zero-argument callables
     run: object          # stage.run
+
+
+class _Files(NamedTuple):
+    """What a Cascade reads of a bundle, for files that are not in one."""
+    trunk: Path
+    subnets: list
+    num_classes: int | None
+
+    @property
+    def labels(self) -> range | None:
+        return None if self.num_classes is None else range(self.num_classes)
+
+    def model_files(self, precision: str) -> tuple:
+        return self.trunk, self.subnets
 
 
 class Result(NamedTuple):
@@ -145,8 +77,8 @@ class Cascade:
 
     def __init__(self, bundle, runtime: str | None = None, threads: int | None = None,
                  precision: str = "fp32", interpreter_factory=None, clock=time.perf_counter):
-        """`interpreter_factory(path, threads)` (fake interpreters, run as Stages) and `clock`
-        are injectable for tests."""
+        """The stages of `bundle`'s `precision` files. `interpreter_factory(path, threads)` (fake
+        interpreters, run as Stages) and `clock` are injectable for tests."""
         self.clock = clock
         self.threads = threads or default_threads()
         if interpreter_factory is not None:
@@ -158,6 +90,7 @@ class Cascade:
         self.runtime_name = factory.runtime_name
         self.precision = precision
         trunk_path, subnet_paths = bundle.model_files(precision)
+        num_classes = None if bundle.labels is None else len(bundle.labels)
         self.trunk = factory("trunk", trunk_path, self.threads, clock)
         self.subnets = [factory(f"subnet_{k}", p, self.threads, clock) for k, p in enumerate(subnet_paths, start=1)]
         self._input = self.trunk.port("input", "args_0")
@@ -168,12 +101,19 @@ class Cascade:
         self._trunk = _Wiring(self.trunk, tuple(self.trunk.flushes()), self.trunk.run)
         self.num_subnets = len(self.subnets)
         self.costs = CostModel(1 + len(self.subnets))  # stage 0 is the trunk, k is subnet k
-        self.cache = self._build_cache(len(bundle.labels))
+        self.cache = self._build_cache(num_classes)
         self._wiring = self._wire_subnets()
         # What infer() reads per stage, made once: (k, moves, model run, exit statistics)
         self._steps = [(k, w.load, w.run, self.cache.exit_stats[k - 1] if k else None)
                        for k, w in enumerate([self._trunk, *self._wiring])]
         self._frames_by_exit = [0] * (self.num_subnets + 1)  # infer() frames by exit subnet: its invokes
+
+    @classmethod
+    def from_files(cls, trunk: Path, subnets: list, num_classes: int | None, **options) -> "Cascade":
+        """A cascade over model files not bundled yet (the build's parity): trunk.tflite and
+        subnet_1..K.tflite of one precision; `num_classes` None takes subnet 1's logits width;
+        `options` as for Cascade()."""
+        return cls(_Files(Path(trunk), [Path(p) for p in subnets], num_classes), **options)
 
     @property
     def stages(self) -> list:
@@ -187,8 +127,10 @@ class Cascade:
         by_exit = self._frames_by_exit
         return {stage.name: stage.invokes + sum(by_exit[max(k, 1):]) for k, stage in enumerate(self.stages)}
 
-    def _build_cache(self, num_classes: int) -> FeatureCache:
+    def _build_cache(self, num_classes: int | None) -> FeatureCache:
         """The cache over the subnets' own output arrays."""
+        if num_classes is None:
+            num_classes = self.subnets[0].port("output", "output_1").shape[-1]
         widths, logits, exit_stats = [], [], []
         for stage in self.subnets:
             f_out, logits_out = stage.port("output", "output_0"), stage.port("output", "output_1")
@@ -266,6 +208,18 @@ class Cascade:
         seconds = wiring.stage.invoke()
         self.cache.filled = k
         return seconds
+
+    def run_all(self, image: np.ndarray) -> float:
+        """The trunk and every subnet on one preprocessed image, as a frame that escalates to the
+        top through the cache; returns the seconds of their invokes."""
+        seconds = self.run_trunk(image)
+        for k in range(1, self.num_subnets + 1):
+            seconds += self.step(k)
+        return seconds
+
+    def trunk_tensor(self) -> np.ndarray:
+        """A float32 copy of the trunk tensor of the last frame (where the subnets read it)."""
+        return self.trunk.read_output("output_0")
 
     def exit_statistics(self, k: int) -> tuple[float, float, int]:
         """(softmax entropy in nats, top-1 probability, top-1 class) of subnet k's last run, as its

@@ -2,13 +2,17 @@
 
 Preference: ai-edge-litert (Google's current wheel), then tflite-runtime (the only choice on
 32-bit Raspberry Pi OS), then the full tensorflow package. With ai-edge-litert the cascade runs
-LiteRT's CompiledModel, whose buffers the trunk and the subnets share (device/compiled.py);
+LiteRT's CompiledModel, whose buffers the trunk and the subnets share (device/engine/compiled.py);
 `litert-interpreter` runs its classic Interpreter instead, as the other two runtimes do. The
 module is imported by name inside a function so that device/ never imports tensorflow at
 module level. The thread count is always passed explicitly: the LiteRT Python interpreter
 runs one thread when none is given.
 """
 import importlib
+
+from device.engine import compiled
+from device.engine.stage import Stage
+from device.errors import UserError
 
 # --runtime name -> (module to import, attribute path of the Interpreter class, pip package)
 RUNTIMES = {
@@ -19,7 +23,7 @@ RUNTIMES = {
 }
 
 
-class RuntimeUnavailable(RuntimeError):
+class RuntimeUnavailable(UserError, RuntimeError):
     """No usable TFLite runtime, or the one asked for with --runtime is not installed."""
 
 
@@ -72,8 +76,6 @@ def stage_factory(runtime: str | None = None):
     """A function (name, model_path, threads, clock) -> cascade stage, bound to one runtime:
     a CompiledStage for `litert` (when this ai-edge-litert has what it needs), else a Stage
     over an allocated interpreter."""
-    from device import compiled
-    from device.stage import Stage
     interpreters = interpreter_factory(runtime)
     use_compiled = interpreters.runtime_name == "litert" and compiled.available()
 
@@ -87,39 +89,3 @@ def stage_factory(runtime: str | None = None):
     make.runtime_name = ("litert-interpreter" if interpreters.runtime_name == "litert" and not use_compiled
                          else interpreters.runtime_name)
     return make
-
-
-HEAVY_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})  # where a frame's time goes
-
-
-def runs_on_delegate(interpreter) -> bool | None:
-    """Whether a delegate (XNNPACK, applied by default) took every convolution and fully connected
-    layer of a file; None where the interpreter cannot say. Those layers left on the builtin
-    kernels make a file many times slower: tflite-runtime 2.14's XNNPACK takes no int8 operator.
-    A delegate taking some operator is not enough: it may take only a float tail (the exit
-    statistics) of a file whose int8 body runs on the builtin kernels."""
-    ops_details = getattr(interpreter, "_get_ops_details", None)  # the runtimes' own listing of nodes
-    if ops_details is None:
-        return None
-    ops = ops_details()
-    taken = _delegated_nodes(ops)
-    return not any(op["op_name"] in HEAVY_OPS and i not in taken for i, op in enumerate(ops))
-
-
-def _delegated_nodes(ops: list) -> set:
-    """Indices of the nodes a delegate replaced. The listing keeps the replaced nodes and adds one
-    DELEGATE node per partition, with the partition's boundary tensors as its inputs and
-    outputs: a partition's nodes are those met walking back from its outputs to its inputs."""
-    producer = {t: i for i, op in enumerate(ops) if op["op_name"] != "DELEGATE" for t in op["outputs"]}
-    taken = set()
-    for delegate in (op for op in ops if op["op_name"] == "DELEGATE"):
-        boundary = set(delegate["inputs"])
-        pending = list(delegate["outputs"])
-        while pending:
-            tensor = pending.pop()
-            node = producer.get(tensor)
-            if tensor in boundary or node is None or node in taken:
-                continue
-            taken.add(node)
-            pending.extend(ops[node]["inputs"])
-    return taken

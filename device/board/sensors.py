@@ -5,11 +5,14 @@ sensor can hide the thermal zones from psutil, so /sys/class/thermal/thermal_zon
 (millidegrees C) is the fallback. No sensor gives None: a report then says "not available" and
 nothing invents a number.
 """
+import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-from device.boards import BoardProfile
+from device.board.profiles import BoardProfile
 
 
 def _psutil_temperature(names: tuple[str, ...], sensors_fn) -> float | None:
@@ -58,3 +61,49 @@ def read_temperature(profile: BoardProfile, sensors_fn=None,
 def cpu_load() -> float:
     """System CPU use in percent since the previous call or psutil's import (non-blocking)."""
     return float(psutil.cpu_percent(interval=None))
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One look at the board: system CPU %, CPU % of other processes, temperature (C or None)."""
+    cpu_load: float | None
+    other_load: float | None
+    temperature: float | None
+
+
+class BoardSensors:
+    """CPU load and temperature through psutil (read_temperature reads the board profile's sensors).
+
+    other_load subtracts this process's own share, so a busy cascade does not look like
+    contention from elsewhere.
+    """
+
+    def __init__(self, profile):
+        self._profile = profile
+        self._process = psutil.Process()
+        self._cores = os.cpu_count() or 1
+        cpu_load()  # psutil measures CPU use between calls: start both clocks now
+        self._process.cpu_percent(None)
+
+    def __call__(self) -> Reading:
+        system = cpu_load()
+        own = self._process.cpu_percent(None) / self._cores
+        return Reading(system, max(0.0, system - own), read_temperature(self._profile))
+
+
+class SensorSampler:
+    """Reads the sensors at most once per period: psutil and sysfs are too slow for every frame."""
+
+    def __init__(self, read, clock=time.monotonic, period_s: float = 0.5):
+        self._read = read
+        self._clock = clock
+        self._period_s = period_s
+        self._next = float("-inf")
+        self.reading = Reading(None, None, None)
+
+    def poll(self) -> Reading:
+        now = self._clock()
+        if now >= self._next:
+            self.reading = self._read()
+            self._next = now + self._period_s
+        return self.reading

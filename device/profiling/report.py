@@ -8,7 +8,7 @@ column says whether it was measured on this board by this run or copied from the
 import json
 from pathlib import Path
 
-from device import plots
+from device.profiling import plots
 
 REPORT_FORMAT = "dynedge-profile-report"
 REPORT_VERSION = 1

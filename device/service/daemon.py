@@ -9,8 +9,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from device.preprocess import frame_to_input
-from device.router import Reading
+from device.io.preprocess import frame_to_input
+from device.policy.router import Reading
 
 NO_READING = Reading(None, None, None)
 

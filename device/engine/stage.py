@@ -13,12 +13,13 @@ import time
 
 import numpy as np
 
-from device.runtime import runs_on_delegate
+from device.errors import UserError
+from device.engine.delegate import runs_on_delegate
 
 SIGNATURE = "serving_default"
 
 
-class CascadeError(RuntimeError):
+class CascadeError(UserError, RuntimeError):
     """A model file whose tensors do not fit the bundle's contract; the message names the file."""
 
 
@@ -177,6 +178,13 @@ class StageBase:
             raise CascadeError(f"{self.path}: no {kind} '{name}' in its signature "
                                f"(has {', '.join(sorted(ports)) or 'none'})")
         return ports[name]
+
+    def read_output(self, name: str) -> np.ndarray:
+        """A float32 copy of output `name` as the last run left it (dequantized where quantized)."""
+        port = self.port("output", name)
+        out = np.empty(port.shape, np.float32)
+        port.read(out)
+        return out
 
     def flushes(self) -> list:
         """Callables that pass filled input arrays to the runtime: none, they are its tensors."""

@@ -23,75 +23,27 @@ subnet: higher q means more early exits, a cheaper frame.
 Sensors and the clock are injected so that tests drive the router with fakes.
 """
 import math
-import os
-import time
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-import psutil
 
-from device.entropy import control_row
-from device.sensors import cpu_load, read_temperature
+from device.board.sensors import Reading, SensorSampler
+from device.errors import UserError
+from device.policy.exits import control_row
 
 CONTROL_STEPS = 1000  # q moves on a grid of 1/1000, so thresholds come from a table, not per-frame interpolation
 POLICY_FORMS = "router, cascade, fixed:K (K = 1..number of subnets)"
 
 
-class PolicyError(ValueError):
+class PolicyError(UserError, ValueError):
     """A --policy value that cannot be used; the message lists the accepted forms."""
-
-
-@dataclass(frozen=True)
-class Reading:
-    """One look at the board: system CPU %, CPU % of other processes, temperature (C or None)."""
-    cpu_load: float | None
-    other_load: float | None
-    temperature: float | None
 
 
 @dataclass(frozen=True)
 class ThermalLimits:
     soft_c: float
     hard_c: float
-
-
-class BoardSensors:
-    """CPU load and temperature through psutil (device/sensors.py reads the board profile's sensors).
-
-    other_load subtracts this process's own share, so a busy cascade does not look like
-    contention from elsewhere.
-    """
-
-    def __init__(self, profile):
-        self._profile = profile
-        self._process = psutil.Process()
-        self._cores = os.cpu_count() or 1
-        cpu_load()  # psutil measures CPU use between calls: start both clocks now
-        self._process.cpu_percent(None)
-
-    def __call__(self) -> Reading:
-        system = cpu_load()
-        own = self._process.cpu_percent(None) / self._cores
-        return Reading(system, max(0.0, system - own), read_temperature(self._profile))
-
-
-class SensorSampler:
-    """Reads the sensors at most once per period: psutil and sysfs are too slow for every frame."""
-
-    def __init__(self, read, clock=time.monotonic, period_s: float = 0.5):
-        self._read = read
-        self._clock = clock
-        self._period_s = period_s
-        self._next = float("-inf")
-        self.reading = Reading(None, None, None)
-
-    def poll(self) -> Reading:
-        now = self._clock()
-        if now >= self._next:
-            self.reading = self._read()
-            self._next = now + self._period_s
-        return self.reading
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,12 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from device.errors import UserError
+
 FALLBACK_BOARD = "x86_64"  # the generic-host profile, used (renamed) for boards detection does not know
 
 
-class BoardError(ValueError):
+class BoardError(UserError, ValueError):
     """A board name or profile file that cannot be used; the message names the fix."""
 
 
@@ -57,7 +59,7 @@ class BoardProfile:
 def profiles_dir() -> Path:
     """profiles/ beside device/ (repository root or bundle root), or $DYNEDGE_PROFILES."""
     env = os.environ.get("DYNEDGE_PROFILES")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "profiles"
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "profiles"
 
 
 def known_boards(directory: Path | None = None) -> list[str]:

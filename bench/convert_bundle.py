@@ -21,7 +21,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
@@ -32,6 +31,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.results_files import command_line, write_results  # noqa: E402
+from device.flags import Parser, add_out, add_threads, run_cli  # noqa: E402
 from converters.export import export_fp32, export_monolith  # noqa: E402
 from converters.flatbuffer import KINDS, anatomy  # noqa: E402
 from converters.parity import measure, torch_reference  # noqa: E402
@@ -203,20 +203,23 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None) -> int:
+    parser = Parser(prog="convert_bundle.py", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--data", required=True)
+    parser.add_argument("--data", required=True, help="the data the checkpoint was trained on (folder or .tar.gz)")
     parser.add_argument("--limit-test", type=int, default=1000)
     parser.add_argument("--calib-size", type=int, default=1000)
-    parser.add_argument("--threads", type=int, default=1)
+    add_threads(parser, "1")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=100)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
-    args = parser.parse_args()
+    add_out(parser, "results folder", "bench/results")
+    args = parser.parse_args(argv)
+    args.threads = args.threads or 1
+    args.out = args.out or Path(__file__).resolve().parent / "results"
     report = run(args)
     write_results(args.out, "convert_bundle", report, markdown(report))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

@@ -59,12 +59,14 @@ import numpy as np
 import psutil
 
 from bench.results_files import write_results
+from device.flags import Parser, UsageError, add_board, add_bundle, add_out, add_threads, run_cli
 from device.board import BoardSensors, SensorSampler, resolve_profile
 from device.bundle import load_bundle
 from device.engine import Cascade
 from device.engine.outputs import ModelFile
 from device.io import ArraySource, Telemetry, frame_to_input
 from device.policy import ThermalLimits, make_policy
+from device.profiling import time_call
 from device.service import run_loop
 
 REPO = Path(__file__).resolve().parents[1]
@@ -147,9 +149,7 @@ def bench_cache(cascade, bundle, inputs, threads, monolith, rounds):
     for r in range(rounds):  # interleaved, so that load changes on the shared host hit all three alike
         x = inputs[r % len(inputs)]
         for name, fn in methods.items():
-            t = time.perf_counter()
-            fn(x)
-            times[name].append(time.perf_counter() - t)
+            times[name].append(time_call(lambda: fn(x)) / 1e3)
     stats = {name: ms(v) for name, v in times.items()}
     c, s, z = (np.median(times[n]) for n in methods)
     return {"stats_ms": stats, "standalone_is": "monolithic TFLite file" if monolith else
@@ -535,21 +535,25 @@ def percent(fraction):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--bundle", required=True, type=Path)
+    p = Parser(prog="device_runtime.py", description=__doc__.splitlines()[0])
+    add_bundle(p, "none: required")
     p.add_argument("--checkpoint", type=Path, help="checkpoint folder to export the monolithic subnet K from")
-    p.add_argument("--threads", type=int, default=1)
+    add_threads(p, "1: a multi-threaded pool degrades on a shared 2-core host")
     p.add_argument("--rounds", type=int, default=600, help="interleaved rounds of the cache benchmark")
     p.add_argument("--run-seconds", type=float, default=6.0, help="seconds per policy under load")
     p.add_argument("--overhead-rounds", type=int, default=5, help="1 s rounds of each router-overhead variant")
     p.add_argument("--camera-interval", type=float, default=2.0,
                    help="frame interval of the camera regime under load, in budgets (default 2: a frame every 2 x budget)")
     p.add_argument("--memory-frames", type=int, default=10_000)
-    p.add_argument("--board", default="x86_64")
+    add_board(p)
     p.add_argument("--built-with", default="", help="the command that built the bundle, for the report")
-    p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    add_out(p, "results folder", "bench/results")
     p.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.bundle is None:
+        raise UsageError("--bundle is required: the bundle to measure, e.g. dist/mobilenet-cifar10")
+    args.threads = args.threads or 1
+    args.out = args.out or REPO / "bench" / "results"
     if args.memory_probe:
         return memory_probe(args.bundle, args.threads, args.memory_frames)
     command = shlex.join(["python", *sys.argv]) if argv is None else shlex.join(["python", __file__, *argv])
@@ -584,4 +588,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

@@ -13,7 +13,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import argparse  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
@@ -22,6 +21,7 @@ import torch  # noqa: E402
 
 from bench.convert_bundle import hardware  # noqa: E402
 from bench.results_files import command_line, write_results  # noqa: E402
+from device.flags import Parser, add_out, add_threads, run_cli  # noqa: E402
 from converters.export import SubnetExport, TrunkExport, convert_module, sample_inputs  # noqa: E402
 from converters.flatbuffer import anatomy  # noqa: E402
 from converters.quantize import calibration_inputs, quantize_module  # noqa: E402
@@ -96,22 +96,25 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None) -> int:
+    parser = Parser(prog="int8_widths.py", description=__doc__.splitlines()[0])
     parser.add_argument("--widths", default="0.25,0.5,1.0")
     parser.add_argument("--img-size", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=1)
+    add_threads(parser, "1")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--repeats", type=int, default=100)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
-    args = parser.parse_args()
+    add_out(parser, "results folder", "bench/results")
+    args = parser.parse_args(argv)
+    args.threads = args.threads or 1
+    args.out = args.out or Path(__file__).resolve().parent / "results"
     report = {"command": command_line(),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "hardware": hardware(),
               "threads": args.threads, "img_size": args.img_size,
               "widths": [measure_width(float(w), args.img_size, args.threads, args.rounds, args.repeats)
                          for w in args.widths.split(",")]}
     write_results(args.out, "int8_widths", report, markdown(report))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_cli(main))

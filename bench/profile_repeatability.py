@@ -8,7 +8,6 @@
 Writes bench/results/profile_repeatability.md (or --result) with the command, the hardware and
 both runs' figures. Run it on a quiet machine: other processes move the medians.
 """
-import argparse
 import json
 import os
 import platform
@@ -21,6 +20,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from device.flags import Parser, add_bundle, add_threads, run_cli  # noqa: E402
 
 MAX_SECONDS = 180.0
 MAX_REL_DIFF = 0.10
@@ -45,13 +46,14 @@ def median_rows(a: dict, b: dict) -> list[tuple[str, float, float, float]]:
     return [(name, x, y, abs(x - y) / max(min(x, y), 1e-9)) for name, x, y in rows]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bundle", type=Path, default=REPO / "dist" / "mobilenet-cifar10")
+def main(argv=None) -> int:
+    parser = Parser(prog="profile_repeatability.py", description=__doc__.split("\n\n")[0])
+    add_bundle(parser, "dist/mobilenet-cifar10")
     parser.add_argument("--quick", action="store_true", help="profile in --quick mode (a smoke run)")
-    parser.add_argument("--threads", type=int, help="passed to device/profile.py (default: the profile's)")
+    add_threads(parser, "the board profile's; passed to device/profile.py")
     parser.add_argument("--result", type=Path, default=REPO / "bench/results/profile_repeatability.md")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    args.bundle = args.bundle or REPO / "dist" / "mobilenet-cifar10"
     if not (args.bundle / "model" / "manifest.json").is_file():
         print(f"error: {args.bundle} is not a bundle (no model/manifest.json); build one with "
               "`python host/build.py --arch mobilenet` or pass --bundle", file=sys.stderr)
@@ -93,4 +95,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

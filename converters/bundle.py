@@ -73,7 +73,7 @@ class PrecisionFiles:
 
 @dataclass
 class BundleSpec:
-    """What goes into a bundle; `subnets` entries follow device/manifest.py's subnet schema."""
+    """What goes into a bundle; `subnets` entries follow device/bundle/manifest.py's subnet schema."""
     arch: str
     dataset: str
     labels: list

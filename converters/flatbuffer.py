@@ -4,7 +4,7 @@ litert-torch names every tensor after its PyTorch module path ("converters.expor
 torch.nn.modules.container.Sequential_0/host.network.InvertedResidual_4/...;"): on the 32 px
 MobileNet that is 12% of an fp32 subnet file and 19% of a per-tensor int8 one. The interpreters
 never read them (signatures address tensors by index), so strip_tensor_names keeps only the
-names of the graph's inputs and outputs, which device/cascade.py falls back to when a file has
+names of the graph's inputs and outputs, which device/engine/cascade.py falls back to when a file has
 no signature.
 
     .venv/bin/python converters/flatbuffer.py dist/mobilenet-cifar10/model/*.tflite

@@ -21,3 +21,20 @@ def cifar_tar() -> Path:
         pytest.fail(f"{path} is missing: the tests need ../shared/datasets/cifar10-jpg.tar.gz "
                     "(or DYNEDGE_SHARED pointing at a folder that has it)")
     return path
+
+
+SLOW_FIXTURES = {"tiny_bundle", "cifar_tar"}  # a real build or the whole data set
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark `slow` every test that needs a real build or the data set; the rest are fast unit
+    tests (`pytest -m "not slow"`, well under a minute). `release` tests need the network and
+    run only when a -m expression names them."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+    if "release" not in (config.getoption("markexpr") or ""):
+        left_out = [item for item in items if "release" in item.keywords]
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+            items[:] = [item for item in items if "release" not in item.keywords]

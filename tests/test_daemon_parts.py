@@ -76,11 +76,16 @@ def test_systemd_notifier_sends_ready_and_rate_limited_watchdog(tmp_path):
     assert messages == ["READY=1", "WATCHDOG=1", "WATCHDOG=1"]
 
 
-def test_notifier_is_silent_outside_systemd():
-    notifier = SystemdNotifier({})
+def test_notifier_is_silent_outside_systemd(monkeypatch):
+    """With no NOTIFY_SOCKET (a shell, a container) no call opens a socket."""
+    opened = []
+    monkeypatch.setattr("device.service.watchdog.socket.socket", lambda *a: opened.append(a))
+    notifier = SystemdNotifier({"WATCHDOG_USEC": "10000000"})
     assert not notifier.enabled
-    notifier.ready()
+    notifier.ready("budget 40 ms")
     notifier.ping()
+    notifier.stopping()
+    assert opened == []
 
 
 def test_json_line_holds_the_documented_fields_in_order(monkeypatch):

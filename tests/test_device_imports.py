@@ -1,23 +1,84 @@
-"""device/ must run on a board with requirements-device.txt only: no torch, tensorflow, litert_torch,
-host/ or converters/ imports (tensorflow.lite is reached only by name inside device/runtime.py)."""
+"""The import rules of shared/DESIGN.md section 1, read from the source: device/ runs on a board
+with requirements-device.txt only (no torch, tensorflow, litert_torch, host/ or converters/;
+tensorflow.lite is reached only by name inside device/engine/runtime.py), imports go
+host -> converters -> device, and no package has an import cycle."""
 import ast
 from pathlib import Path
 
-DEVICE = Path(__file__).resolve().parents[1] / "device"
+REPO = Path(__file__).resolve().parents[1]
+DEVICE = REPO / "device"
 FORBIDDEN = {"torch", "tensorflow", "litert_torch", "host", "converters"}
+PACKAGES = ("device", "host", "converters")
 
 
-def imported_modules(path: Path):
+def imported_modules(path: Path, known: frozenset = frozenset()):
+    """The modules a file imports; `from pkg import name` counts as pkg.name where that is one of
+    the `known` modules (a submodule), else as pkg."""
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            yield node.module
+            for alias in node.names:
+                submodule = f"{node.module}.{alias.name}"
+                yield submodule if submodule in known else node.module
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict:
+    """{module: modules of this repository it imports}, for every module of PACKAGES. An import
+    of a submodule points at the submodule only, not at its package's __init__, which Python
+    runs first but which does not depend on the importer."""
+    paths = [p for package in PACKAGES for p in sorted((REPO / package).rglob("*.py"))]
+    modules = {module_name(p): p for p in paths}
+    known = frozenset(modules)
+    return {name: sorted({m for m in imported_modules(path, known) if m in modules and m != name})
+            for name, path in modules.items()}
+
+
+def find_cycle(graph: dict) -> list:
+    """One import cycle as [a, b, ..., a], or [] when there is none (depth-first search)."""
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if state.get(nxt) == "open":
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        state[node] = "done"
+        stack.pop()
+        return []
+    for node in graph:
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return []
 
 
 def test_no_device_module_imports_host_side_packages():
-    offenders = [f"{path.relative_to(DEVICE.parent)}: import {name}"
+    offenders = [f"{path.relative_to(REPO)}: import {name}"
                  for path in sorted(DEVICE.rglob("*.py"))
                  for name in imported_modules(path)
                  if name.split(".")[0] in FORBIDDEN]
     assert not offenders, "device/ must not import host-side packages:\n" + "\n".join(offenders)
+
+
+def test_converters_never_import_host():
+    graph = import_graph()
+    offenders = [f"{m} -> {d}" for m, deps in graph.items() if m.startswith("converters") for d in deps
+                 if d.startswith("host")]
+    assert not offenders, offenders
+
+
+def test_no_import_cycles():
+    assert find_cycle(import_graph()) == []
+
+
+def test_the_cycle_finder_finds_one():
+    assert find_cycle({"a": ["b"], "b": ["c"], "c": ["a"], "d": []}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": ["b"], "b": [], "c": ["a", "b"]}) == []

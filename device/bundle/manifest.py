@@ -30,7 +30,7 @@ model/manifest.json (JSON, nothing executed or unpickled):
                                             "exit_fractions": [K floats]}, ...]}
                                 curve point i has control i / (P - 1); its levels turn
                                 into thresholds through entropy_quantiles
-                                (device/entropy.py). floor: below it calibration
+                                (device/policy/exits.py). floor: below it calibration
                                 shows no accuracy gain, so the router never goes lower.
   eval_set                      {"file": "eval.npz", "count"} or null; eval.npz holds
                                 "images" (N, H, W, 3) uint8 RGB and "labels" (N,) int64.

@@ -4,7 +4,7 @@ The buffers are the stages' own tensors, placed once at start: the trunk tensor 
 trunk's output, and the features [f_1..f_k] are subnet k's first output, which subnet k+1
 takes as its cached-features input as it stands. With LiteRT's CompiledModel a subnet reads
 those outputs' very buffers; with an Interpreter the cascade copies each of them once into
-the subnet that reads it (device/compiled.py says why). So escalating to subnet k+1 reuses
+the subnet that reads it (device/engine/compiled.py says why). So escalating to subnet k+1 reuses
 everything already computed for the frame, no tensor takes a trip through a buffer of ours or
 through float, and a frame allocates nothing that stays.
 """

@@ -8,7 +8,7 @@ exit statistics output), so a decision reads one number. Before escalating, the 
 compares the time spent plus the next subnet's measured cost with the deadline and, when it
 would pass, answers with what it has.
 
-Every model file is a stage (device/stage.py: a TFLite Interpreter; device/compiled.py: a
+Every model file is a stage (device/engine/stage.py: a TFLite Interpreter; device/engine/compiled.py: a
 LiteRT CompiledModel, whose subnets read the buffers the trunk and subnet k-1 wrote) that
 resolves its signature tensors by name and runs once at load to check them; the CostModel
 learns the stages' costs from the frames infer() answers. device/profile.py reuses
@@ -118,6 +118,13 @@ class Cascade:
     @property
     def stages(self) -> list:
         return [self.trunk, *self.subnets]
+
+    @property
+    def input_moves(self) -> tuple:
+        """Per subnet step, the array operations that move its inputs in: copies, requantizations
+        and writes to the runtime; 0 where it reads the buffers the trunk and the subnet before it
+        wrote (CompiledModel stages)."""
+        return tuple(len(wiring.load) for wiring in self._wiring)
 
     @property
     def invokes(self) -> dict:

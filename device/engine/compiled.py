@@ -16,7 +16,7 @@ passed in one call per frame.
 
 Per frame this calls the pybind layer under ai-edge-litert's Python classes (RunByIndex,
 WriteTensor) with capsule lists made once: the public wrappers rebuild those lists and check
-dtypes on every call. device/runtime.py checks those entry points (`available()`) and falls
+dtypes on every call. device/engine/runtime.py checks those entry points (`available()`) and falls
 back to the Interpreter without them. Unlike the
 Interpreter's invoke, a run holds the GIL: a grabber thread waits at most one stage for it.
 """

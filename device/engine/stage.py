@@ -4,7 +4,7 @@ Every stage resolves its signature tensors by name (args_0/args_1 in, output_0/o
 out). A Port is one tensor as a numpy array that stays valid for the life of the stage, so a
 frame moves tensors with prepared copies (hand_over) and reads outputs where they were written.
 Stage runs a TFLite Interpreter (tflite-runtime, tensorflow.lite, or ai-edge-litert's
-Interpreter); device/compiled.py's CompiledStage runs LiteRT's CompiledModel, whose buffers
+Interpreter); device/engine/compiled.py's CompiledStage runs LiteRT's CompiledModel, whose buffers
 stages can share.
 """
 import ctypes

@@ -18,11 +18,10 @@ class CostModel:
     A frame measured at more than `max_jump` times the current slowdown counts as `max_jump`
     times it: one preemption moves the estimate by a bounded step, so that it does not make
     every stage look slow for the next dozen frames, while a lasting slowdown of any size is
-    still learned, the bound rising with the estimate. A fixed bound of 4x nominal let each
-    preemption under two CPU hogs push the predictions up enough that the deadline guard
-    answered 23% and 59% of camera-paced frames with subnet 1 in two runs of
-    bench/device_runtime.py (git history of its result file, commits 37e70d5 and 830dfbe),
-    where subnet 2 alone held the budget or nearly did.
+    still learned, the bound rising with the estimate. A fixed bound in multiples of the
+    nominal cost let each preemption under load push the predictions up enough that the
+    deadline guard answered most camera-paced frames with subnet 1 where subnet 2 held the
+    budget (docs/measurements.md).
 
     predict() returns nominal x slowdown, the expected cost, with no safety margin added. Under
     contention a stage's cost is bimodal (it runs through, or it is preempted for a time

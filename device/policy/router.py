@@ -1,6 +1,6 @@
 """Routing policies: which entropy thresholds a frame uses, and how they move with feedback.
 
-The control value q picks a point of the calibrated accuracy/cost curve (device/entropy.py),
+The control value q picks a point of the calibrated accuracy/cost curve (device/policy/exits.py),
 whose per-subnet exit levels map through the calibrated quantiles to one threshold per
 subnet: higher q means more early exits, a cheaper frame.
 

@@ -2,7 +2,7 @@
 
 matplotlib is not a device dependency: it is imported inside the functions, and callers check
 matplotlib_available() first. Every function takes report dicts (the report.json schema written
-by device/profile_report.py) and a path, so the host can redraw a board's plots from its JSON.
+by device/profiling/report.py) and a path, so the host can redraw a board's plots from its JSON.
 """
 import importlib.util
 from pathlib import Path

@@ -6,7 +6,7 @@ Measures: load time (verify + interpreters), first inference, warm-up and steady
 per-subnet incremental and cumulative latency; the escalation with the feature cache against
 recomputing; a thread-count sweep; fixed subnets, the calibrated cascade and the router at
 several budgets on the bundle's labeled images (latency, exit mix, accuracy); peak RSS;
-temperature before and after. Every policy run goes through device/daemon.run_loop, the loop
+temperature before and after. Every policy run goes through device.service.run_loop, the loop
 the camera daemon runs, so a frame's latency here is the daemon's (preprocess + cascade).
 
 It writes profiles/reports/<board>/<bundle>/report.{json,md} (+ PNG plots when matplotlib is

@@ -43,3 +43,10 @@ def test_checkpoint_of_another_arch_is_refused(tiny_bundle, cifar_tar, tmp_path)
                      "--data", str(cifar_tar), "--out", str(tmp_path))
     assert_one_line_error(proc, "resnet", "--arch")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_old_dist_flag_is_refused_with_a_pointer(tmp_path):
+    """--out is the bundle root in build.py now, as every tool's --out is its result's folder."""
+    proc = run_build("--dist", str(tmp_path))
+    assert_one_line_error(proc, "--dist is now --out", "--checkpoint-out")
+    assert list(tmp_path.iterdir()) == []

@@ -11,6 +11,7 @@ import pytest
 
 from device.engine.cascade import Result
 from device.service.daemon import run_loop
+from device.io import ArraySource
 from device.io.metrics import MetricsServer
 from device.policy.router import Reading
 from device.io.telemetry import LatencyRing, Telemetry
@@ -186,15 +187,9 @@ def test_loop_time_ends_before_the_on_frame_callback():
         def update(self, latency_s, result=None):
             clock.advance(0.001)
 
-    class Source:
-        ended, drops, bad_frames = False, 0, 0
-
-        def read(self, timeout_s):
-            return np.zeros((8, 8, 3), np.uint8)
-
     telemetry = Telemetry(io.StringIO(), ["cat"], 0.040, 1, "test", summary_stream=io.StringIO(), clock=clock)
     seen = []
-    stats = run_loop(Source(), Cascade(), Policy(), telemetry, max_frames=3, clock=clock,
+    stats = run_loop(ArraySource(np.zeros((1, 8, 8, 3), np.uint8)), Cascade(), Policy(), telemetry, max_frames=3, clock=clock,
                      on_frame=lambda frame, result, latency: (seen.append(latency), clock.advance(1.0)))
     assert stats.frames == 3 and seen == [pytest.approx(0.010)] * 3
     assert stats.loop_s == pytest.approx(3 * 0.011) and stats.overhead_s == pytest.approx(3 * 0.003)

@@ -7,8 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from device.io.sources import (ImageFiles, LatestFrameGrabber, SourceError, VideoFile, jetson_csi_pipeline,
-                            open_source)
+from device.io.sources import (ArraySource, ImageFiles, LatestFrameGrabber, SourceError, VideoFile,
+                               jetson_csi_pipeline, open_source)
+from tests.device_fakes import FakeClock
 
 
 def write_video(path, frames=10, size=(64, 48)):
@@ -146,3 +147,27 @@ def test_lost_camera_is_reopened_with_backoff():
     assert grabber.reconnects == 1
     assert waits == [0.01, 0.02]  # exponential backoff, capped
     assert grabber.bad_frames >= 5
+
+
+def test_array_source_cycles_from_its_start_and_ends_after_count():
+    frames = np.arange(4 * 2 * 2 * 3, dtype=np.uint8).reshape(4, 2, 2, 3)
+    source = ArraySource(frames, start=2, count=5)
+    given = []
+    while (frame := source.read()) is not None:
+        given.append(source.index)
+        assert np.array_equal(frame, frames[source.index])
+    assert given == [2, 3, 0, 1, 2] and source.ended and source.drops == 0
+
+
+def test_paced_array_source_waits_for_its_frames_and_drops_the_missed_ones():
+    """Paced like a 10 fps camera: a loop that keeps up sleeps to the next frame; one that comes
+    back late gets the newest frame, and those that came and went before it count as dropped."""
+    clock = FakeClock(start=0.0)
+    source = ArraySource(np.zeros((3, 2, 2, 3), np.uint8), interval_s=0.1, clock=clock, sleep=clock.advance)
+    source.read()                      # frame 0 at t = 0
+    clock.advance(0.02)
+    source.read()                      # frame 1 is due at t = 0.1: waits for it
+    assert clock() == pytest.approx(0.1) and source.drops == 0
+    clock.advance(0.45)                # t = 0.55: frames came at 0.2, 0.3, 0.4 and 0.5
+    source.read()                      # the one of 0.5, at once
+    assert clock() == pytest.approx(0.55) and source.drops == 3 and source.given == 3

@@ -8,10 +8,11 @@ profiles/reports/x86_64/mobilenet-cifar10-fp32-tflite-runtime-1thread/report.md)
 count comes from the board profile, the daemon times a few frames with it and with one
 thread before it starts, and keeps the faster.
 """
-import statistics
 import time
 
 import numpy as np
+
+from device.profiling.timing import median_ms
 
 ROUNDS = 12          # frames timed per thread count, at most
 TIME_CAP_S = 0.25    # per thread count: a stalling pool must not delay the start by seconds
@@ -21,13 +22,7 @@ def frame_ms(cascade, clock=time.perf_counter) -> float:
     """Median ms of a frame through every subnet (trunk + 1..K), after one untimed frame."""
     blank = np.zeros(cascade.input_shape, dtype=np.float32)
     never = [-np.inf] * cascade.num_subnets
-    cascade.infer(blank, never)
-    times, started = [], clock()
-    while len(times) < ROUNDS and clock() - started < TIME_CAP_S:
-        t = clock()
-        cascade.infer(blank, never)
-        times.append(clock() - t)
-    return 1e3 * statistics.median(times)
+    return median_ms(lambda: cascade.infer(blank, never), warmup=0, runs=ROUNDS, clock=clock, max_seconds=TIME_CAP_S)
 
 
 def keep_faster(make_cascade, threads: int, clock=time.perf_counter):

@@ -22,25 +22,28 @@ def summarize(samples_ms) -> dict:
             "max": float(values.max())}
 
 
-def time_call(fn) -> float:
-    """Wall time of one call of fn() in milliseconds (perf_counter)."""
-    start = time.perf_counter()
+def time_call(fn, clock=time.perf_counter) -> float:
+    """Wall time of one call of fn() in milliseconds."""
+    start = clock()
     fn()
-    return (time.perf_counter() - start) * 1000.0
+    return (clock() - start) * 1000.0
 
 
-def benchmark(fn, warmup: int, runs: int) -> dict:
-    """Time fn: first call, `warmup` calls, then `runs` steady-state calls.
+def benchmark(fn, warmup: int, runs: int, clock=time.perf_counter, max_seconds: float | None = None) -> dict:
+    """Time fn: first call, `warmup` calls, then up to `runs` steady-state calls, which stop once
+    `max_seconds` have passed with one of them done (a slow board must not wait on a fixed count).
 
     Returns {"first_ms", "warmup_ms": stats, "steady_ms": stats, "samples_ms": [steady samples]}.
     """
-    first = time_call(fn)
-    warm = [time_call(fn) for _ in range(warmup)]
-    steady = [time_call(fn) for _ in range(runs)]
+    first = time_call(fn, clock)
+    warm = [time_call(fn, clock) for _ in range(warmup)]
+    steady, started = [], clock()
+    while len(steady) < runs and not (steady and max_seconds is not None and clock() - started >= max_seconds):
+        steady.append(time_call(fn, clock))
     return {"first_ms": first, "warmup_ms": summarize(warm), "steady_ms": summarize(steady),
             "samples_ms": steady}
 
 
-def median_ms(fn, warmup: int = 5, runs: int = 50) -> float:
+def median_ms(fn, warmup: int = 5, runs: int = 50, clock=time.perf_counter, max_seconds: float | None = None) -> float:
     """Median steady-state milliseconds of fn() after its first call and `warmup` calls."""
-    return benchmark(fn, warmup, runs)["steady_ms"]["p50"]
+    return benchmark(fn, warmup, runs, clock, max_seconds)["steady_ms"]["p50"]

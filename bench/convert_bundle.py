@@ -173,7 +173,7 @@ def markdown(report: dict) -> str:
              r["int8_top1_cost_pp"] <= t["int8_top1_cost_pp"]),
             ("int8 / fp32 model size", f"{r['int8_size_ratio']:.2f}", f"<= {t['int8_size_ratio']}",
              r["int8_size_ratio"] <= t["int8_size_ratio"]),
-            ("split (trunk + K subnets) / monolith, Python chain", f"{r['split_ratio']:.2f}",
+            ("split (trunk + K subnets) / monolith, board engine", f"{r['split_ratio']:.2f}",
              f"<= {t['split_ratio']}", r["split_ratio"] <= t["split_ratio"]),
             ("split / monolith, interpreter invoke only", f"{r['split_ratio_invoke_only']:.2f}",
              f"<= {t['split_ratio']}", r["split_ratio_invoke_only"] <= t["split_ratio"])]

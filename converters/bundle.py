@@ -85,6 +85,7 @@ class BundleSpec:
     precisions: dict           # name -> PrecisionFiles, "fp32" first
     eval_images: np.ndarray    # (N, H, W, 3) uint8 RGB
     eval_labels: np.ndarray
+    data: dict = field(default_factory=dict)  # host.data.Splits.describe(): split sizes and how
 
     @property
     def name(self) -> str:
@@ -101,6 +102,7 @@ def manifest_for(spec: BundleSpec, model_dir: Path) -> dict:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "arch": spec.arch,
         "dataset": spec.dataset,
+        "data": spec.data,
         "labels": list(spec.labels),
         "input": {"height": spec.img_size, "width": spec.img_size, "channels": 3, "layout": "NHWC",
                   "color": "RGB", "dtype": "float32", "range": [0, 255],
@@ -149,7 +151,7 @@ def fill(stage: Path, spec: BundleSpec) -> None:
 def refuse_existing(path: Path, force: bool) -> None:
     if path.exists() and not force:
         raise BundleExistsError(f"{path} already exists; pass --force to replace it "
-                                f"or write elsewhere (--dist)")
+                                f"or write elsewhere (--out)")
 
 
 def write_bundle(spec: BundleSpec, out_root: Path, force: bool = False) -> tuple:

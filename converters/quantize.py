@@ -5,7 +5,7 @@ training images. Each file (trunk, subnet_k) is calibrated on the inputs it meet
 images for the trunk, the float trunk tensor and cached features for subnet k. The image input
 stays float32, but litert-torch folds boundary quantize/dequantize ops into the signature, so the
 trunk tensor, f_k and logits can be int8 with a (scale, zero point): the runtime (de)quantizes
-them, as converters.tflite_chain.TFLiteFile does.
+them, as the board engine's stages do (device/engine/stage.py, Port).
 
 Why these choices (measured on the 32 px MobileNet, widths 0.25 x 4, `converters/flatbuffer.py`):
 - strict torch.export: litert-torch finds residual adds through `source_fn_stack`, which only

@@ -85,6 +85,7 @@ def from_checkpoint(args) -> Trained:
     if len(splits.classes) != net.cfg.num_classes:
         raise CliError(f"checkpoint {args.checkpoint} has {net.cfg.num_classes} classes but --data has "
                        f"{len(splits.classes)}; pass the data it was trained on")
+    print(splits.summary(), file=sys.stderr)
     costs = subnet_costs(net)
     accuracy = top1(collect_logits(net, splits.test, device=args.device), splits.test.labels)
     return Trained(net, splits, accuracy, costs, calibrate(net, splits.calib, costs, device=args.device))
@@ -199,7 +200,7 @@ def build(args) -> tuple:
             img_size=trained.net.cfg.img_size, trunk_shape=trunk_shape(trained.net),
             trunk_costs=trained.costs["trunk"], subnets=subnet_entries(trained),
             router=trained.calibration["router"], precisions=precisions,
-            eval_images=test.images, eval_labels=test.labels)
+            eval_images=test.images, eval_labels=test.labels, data=trained.splits.describe())
         folder, archive = write_bundle(spec, args.out, force=args.force)
         print(summary(trained, precisions, latency))
     return folder, archive

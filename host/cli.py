@@ -116,10 +116,14 @@ def resolve_settings(args) -> Settings:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CliError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-    epochs, low_res_epochs = pick("epochs"), pick("low_res_epochs")
+    epochs = pick("epochs")
+    scale = epochs / preset["epochs"]  # a user's --epochs stretches or shrinks the preset's phases alike
     low_res_size = args.low_res_size
     if low_res_size is None:  # the preset gives the low-resolution side as a fraction of --img-size
         low_res_size = round(preset["low_res_scale"] * args.img_size)
+    low_res_epochs = args.low_res_epochs
+    if low_res_epochs is None:
+        low_res_epochs = preset["low_res_epochs"] * scale if low_res_size else 0.0
     if epochs <= 0:
         raise CliError(f"--epochs must be more than 0, got {epochs}")
     if low_res_size and not 8 <= low_res_size < args.img_size:
@@ -135,7 +139,7 @@ def resolve_settings(args) -> Settings:
     except ValueError as exc:  # NetConfig's own checks (e.g. --img-size too small)
         raise CliError(str(exc)) from None
     cfg = TrainConfig(epochs=epochs, batch_size=pick("batch_size"), lr=pick("lr"),
-                      warmup_epochs=preset["warmup_epochs"], crop_pad=pick("crop_pad"),
+                      warmup_epochs=preset["warmup_epochs"] * scale, crop_pad=pick("crop_pad"),
                       low_res_size=low_res_size, low_res_epochs=low_res_epochs,
                       label_smoothing=pick("label_smoothing"), distill=args.distill,
                       frozen_update=args.frozen_update, seed=args.seed, device=args.device)
@@ -179,7 +183,8 @@ def run_training(args) -> TrainingResult:
     out = args.checkpoint_out or Path("runs") / f"{settings.net.arch}-{splits.name}"
     seconds = {"data": time.time() - started}
     net = prepare_network(settings, out, args.resume, len(splits.classes))
-    meta = {"dataset": splits.name, "classes": splits.classes, "preset": args.preset}
+    print(splits.summary(), file=sys.stderr)
+    meta = {"dataset": splits.name, "classes": splits.classes, "preset": args.preset, "data": splits.describe()}
     started = time.time()
     history = train(net, splits, settings.train, checkpoint_dir=out, resume=args.resume, meta=meta)
     seconds["train"] = time.time() - started

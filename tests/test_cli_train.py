@@ -11,7 +11,7 @@ import torch
 
 from host import checkpoint
 from host.network import DynamicNet, NetConfig
-from tests.unusable_data import make_unusable_data
+from tests.unusable_data import CASES, make_unusable_data
 from tests.torch_threads import one_thread  # noqa: F401  (autouse fixture)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,10 +45,11 @@ def test_unknown_arch_lists_choices(tmp_path):
     assert_one_line_error(run_cli("--arch", "vgg", tmp_path=tmp_path), "vgg", "mobilenet", "resnet")
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "no_class_folders"])
+@pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_data_path_names_it(tmp_path, case):
+    """Each unusable data source: one line naming the path and what is wrong, exit 2, no traceback."""
     path = make_unusable_data(tmp_path, case)
-    assert_one_line_error(run_cli("--data", path, tmp_path=tmp_path), str(path))
+    assert_one_line_error(run_cli("--data", path, tmp_path=tmp_path), str(path), CASES[case])
 
 
 @pytest.mark.parametrize("widths, needle", [("0.5,0.5", "--subnets is 4"), ("0.5,0.3,0.2,0.1", "sum to 1.100")])
@@ -94,3 +95,15 @@ def test_run_training_end_to_end_and_resume(tmp_path, monkeypatch):
     again = run_training(parser.parse_args(flags + ["--resume"]))
     assert [h["epoch"] for h in again.history] == [1]
     torch.testing.assert_close(again.net.head.weight, result.net.head.weight)
+
+
+def test_epochs_scale_the_presets_phases():
+    """--epochs 0.3 on the quick preset (1.5 epochs, 1 of them at low resolution, 0.1 of warm-up)
+    keeps the phases' shares; with low resolution off no low-resolution epochs are asked for."""
+    from device.flags import Parser
+    from host.cli import add_training_args, resolve_settings
+    parser = add_training_args(Parser())
+    cfg = resolve_settings(parser.parse_args(["--epochs", "0.3"])).train
+    assert (cfg.epochs, cfg.low_res_epochs, cfg.warmup_epochs) == pytest.approx((0.3, 0.2, 0.02))
+    off = resolve_settings(parser.parse_args(["--epochs", "0.3", "--low-res-size", "0"])).train
+    assert (off.low_res_size, off.low_res_epochs) == (0, 0.0)

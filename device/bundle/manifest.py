@@ -5,6 +5,7 @@ model/manifest.json (JSON, nothing executed or unpickled):
   format, format_version        "dynedge-bundle", FORMAT_VERSION
   created                       ISO-8601 UTC time of the build
   arch, dataset, labels         e.g. "mobilenet", "cifar10", ["airplane", ...]
+  data                          split sizes (train, calibration, test) and how the split was made
   input                         {"height", "width", "channels": 3, "layout": "NHWC",
                                  "color": "RGB", "dtype": "float32", "range": [0, 255],
                                  "mean_rgb", "std_rgb"}   (normalization is inside trunk)

@@ -64,7 +64,7 @@ from device.board import BoardSensors, SensorSampler, resolve_profile
 from device.bundle import load_bundle
 from device.engine import Cascade
 from device.engine.outputs import ModelFile
-from device.io import ArraySource, Telemetry, frame_to_input
+from device.io import ArraySource, PacedSource, Telemetry, frame_to_input
 from device.policy import ThermalLimits, make_policy
 from device.profiling import time_call
 from device.service import run_loop
@@ -162,13 +162,14 @@ def run_policy(cascade, policy, frames, seconds, sampler=None, hogs_at=None, hog
                clock=time.perf_counter, interval_s=None):
     """Run the daemon loop for `seconds`; per frame: latency, the seconds of its last stage, exit,
     deadline-guard cut, the cost model's slowdown after it, image index, label; hog start time.
-    `interval_s` paces the frames like a camera (ArraySource)."""
+    `interval_s` paces the frames like a camera (PacedSource)."""
     cap = 200_000
     lat, last_stage, slowdown = np.zeros(cap), np.zeros(cap), np.zeros(cap)
     exits, index, label = np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64)
     cut = np.zeros(cap, bool)
     stamp = np.zeros(cap)
-    source = ArraySource(frames, interval_s=interval_s)
+    shown = ArraySource(frames)
+    source = shown if interval_s is None else PacedSource(shown, 1.0 / interval_s, clock=time.perf_counter)
     n = [0]
     hog_procs, hog_started = [], [None]
     start = time.perf_counter()
@@ -177,7 +178,7 @@ def run_policy(cascade, policy, frames, seconds, sampler=None, hogs_at=None, hog
         i = n[0]
         lat[i], last_stage[i], slowdown[i] = latency_s, result.stage_latencies[-1], cascade.costs.slowdown
         exits[i], cut[i], index[i], label[i], stamp[i] = (
-            result.exit_subnet, result.deadline_cut, source.index, result.label, time.perf_counter() - start)
+            result.exit_subnet, result.deadline_cut, shown.index, result.label, time.perf_counter() - start)
         n[0] += 1
         if hogs_at is not None and hog_started[0] is None and stamp[i] >= hogs_at:
             hog_started[0] = stamp[i]

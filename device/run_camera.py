@@ -14,6 +14,9 @@ if __name__ == "__main__":  # run as a script: import from the folder holding de
 
 from device.flags import run_cli  # noqa: E402
 from device.service.camera import main  # noqa: E402
+from device.service.runtime_logs import filter_runtime_logs  # noqa: E402
 
 if __name__ == "__main__":
+    if "--verbose" not in sys.argv[1:]:
+        filter_runtime_logs()
     sys.exit(run_cli(main))

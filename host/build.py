@@ -21,12 +21,14 @@ from dataclasses import dataclass  # noqa: E402
 import numpy as np  # noqa: E402
 
 from converters.bundle import BundleSpec, PrecisionFiles, refuse_existing, write_bundle  # noqa: E402
+from converters.captured import output_to  # noqa: E402
 from converters.export import export_fp32, trunk_shape  # noqa: E402
 from converters.parity import MIN_PARITY_IMAGES, check_fp32, check_int8, measure, torch_reference  # noqa: E402
 from converters.quantize import export_int8  # noqa: E402
 from device.engine import Cascade  # noqa: E402
 from device.flags import Parser, UsageError, add_out, add_threads, run_cli  # noqa: E402
 from device.profiling import median_ms  # noqa: E402
+from device.service.runtime_logs import filter_runtime_logs  # noqa: E402
 from host import checkpoint  # noqa: E402
 from host.calibrate import calibrate, initial_thresholds  # noqa: E402
 from host.cli import CliError, add_training_args, resolve_settings, run_training  # noqa: E402
@@ -37,6 +39,7 @@ from host.evaluate import collect_logits, top1  # noqa: E402
 EVAL_SET_SIZE = 500         # labeled test images shipped in the bundle for on-board accuracy
 PARITY_IMAGES = 2000        # test images each file is checked on (at least MIN_PARITY_IMAGES)
 INT8_CALIB_IMAGES = 200     # training images the int8 observers see
+CONVERT_LOG = "convert.log"  # beside the checkpoint: the converter's and the runtime's own output
 
 
 @dataclass
@@ -47,6 +50,7 @@ class Trained:
     accuracy: list
     costs: dict
     calibration: dict
+    checkpoint_dir: Path
 
 
 def parse_args(argv=None):
@@ -69,8 +73,8 @@ def parse_args(argv=None):
     return args
 
 
-def stage(number: int, text: str) -> float:
-    print(f"[{number}/5] {text}", file=sys.stderr, flush=True)
+def stage(number: int, text: str, out=None) -> float:
+    print(f"[{number}/5] {text}", file=out or sys.stderr, flush=True)
     return time.time()
 
 
@@ -88,14 +92,16 @@ def from_checkpoint(args) -> Trained:
     print(splits.summary(), file=sys.stderr)
     costs = subnet_costs(net)
     accuracy = top1(collect_logits(net, splits.test, device=args.device), splits.test.labels)
-    return Trained(net, splits, accuracy, costs, calibrate(net, splits.calib, costs, device=args.device))
+    return Trained(net, splits, accuracy, costs, calibrate(net, splits.calib, costs, device=args.device),
+                   args.checkpoint)
 
 
 def train_or_load(args) -> Trained:
     if args.checkpoint is not None:
         return from_checkpoint(args)
     result = run_training(args)
-    return Trained(result.net, result.splits, result.accuracy, result.costs, result.calibration)
+    return Trained(result.net, result.splits, result.accuracy, result.costs, result.calibration,
+                   result.checkpoint_dir)
 
 
 def subnet_entries(trained: Trained) -> list:
@@ -114,19 +120,30 @@ def spread(split, count: int):
 
 
 def convert_and_verify(trained: Trained, quantize: str | None, work: Path, threads: int) -> tuple:
-    """Export every precision, check parity, time on this host: ({name: PrecisionFiles}, {name: latency})."""
+    """Export every precision, check parity, time on this host: ({name: PrecisionFiles}, {name: latency}).
+
+    The converter's and the runtime's own output goes to convert.log beside the checkpoint."""
     net, test = trained.net.cpu().eval(), spread(trained.splits.test, PARITY_IMAGES)
     if len(test) < MIN_PARITY_IMAGES:
         raise CliError(f"parity needs >= {MIN_PARITY_IMAGES} test images, the test split has {len(test)}; "
                        f"raise --limit-test")
-    started = stage(3, "convert: litert-torch export" + (" + int8 PTQ" if quantize else ""))
+    log = Path(trained.checkpoint_dir) / CONVERT_LOG
+    with output_to(log) as terminal:
+        print(f"      the converter's own output goes to {log}", file=terminal)
+        return exported_and_checked(trained, net, test, quantize, work, threads, terminal)
+
+
+def exported_and_checked(trained: Trained, net, test, quantize: str | None, work: Path, threads: int,
+                         terminal) -> tuple:
+    """convert_and_verify's work, with its progress lines on `terminal`."""
+    started = stage(3, "convert: litert-torch export" + (" + int8 PTQ" if quantize else ""), terminal)
     exported = {"fp32": export_fp32(net, work)}
     if quantize:
         calib = trained.splits.train.images[:INT8_CALIB_IMAGES]
         exported["int8"] = export_int8(net, calib, work, per_channel=quantize == "int8-per-channel")
-    print(f"      converted in {time.time() - started:.0f}s", file=sys.stderr)
+    print(f"      converted in {time.time() - started:.0f}s", file=terminal)
 
-    stage(4, f"verify: parity with PyTorch on {len(test)} test images, latency on this host")
+    stage(4, f"verify: parity with PyTorch on {len(test)} test images, latency on this host", terminal)
     reference = torch_reference(net, test.images)
     thresholds = initial_thresholds(trained.calibration)
     precisions, latency = {}, {}
@@ -218,4 +235,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    filter_runtime_logs()  # the runtime's lines at exit, after convert.log is closed
     sys.exit(run_cli(main))

@@ -31,6 +31,10 @@ def test_build_end_to_end_prints_stages_and_summary(tiny_bundle):
     assert "fp32 ms" in log and "fp32 KB" in log and "MMACs cum" in log
     assert f"bundle: {tiny_bundle}" in log
     assert tiny_bundle.with_name(tiny_bundle.name + ".tar.gz").is_file()
+    convert_log = tiny_bundle.parents[1] / "checkpoint" / "convert.log"
+    assert f"the converter's own output goes to {convert_log}" in log
+    assert "INFO: [" not in log and "FutureWarning" not in log  # the converter's and runtime's lines: in the file
+    assert convert_log.stat().st_size > 0
 
 
 def test_existing_bundle_is_refused_without_force(tiny_bundle, cifar_tar):

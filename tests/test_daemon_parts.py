@@ -11,6 +11,7 @@ import pytest
 
 from device.engine.cascade import Result
 from device.service.daemon import run_loop
+from device.service.runtime_logs import is_noise
 from device.io import ArraySource
 from device.io.metrics import MetricsServer
 from device.policy.router import Reading
@@ -193,3 +194,16 @@ def test_loop_time_ends_before_the_on_frame_callback():
                      on_frame=lambda frame, result, latency: (seen.append(latency), clock.advance(1.0)))
     assert stats.frames == 3 and seen == [pytest.approx(0.010)] * 3
     assert stats.loop_s == pytest.approx(3 * 0.011) and stats.overhead_s == pytest.approx(3 * 0.003)
+
+
+@pytest.mark.parametrize("line, noise", [
+    ("INFO: [accelerator_registry.cc:43] DestroyAccelerator: ptr=0x1, name=GPU WebGPU\n", True),
+    ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n", True),
+    ("WARNING: [npu_registry.cc:34] NPU accelerator could not be loaded and registered\n", True),
+    ("└ Could not load shared library libLiteRtCompilerPlugin.so\n", True),
+    ("WARNING: [tflite] a model file it cannot run\n", False),
+    ("ERROR: tensor 'args_0' has dynamic shape\n", False),
+    ("done: 10 frames, 30.0 fps\n", False),
+])
+def test_only_the_runtimes_noise_is_left_out(line, noise):
+    assert is_noise(line) == noise

@@ -2,13 +2,14 @@
 the newest-frame grabber (drops counted, a lost camera reopened with backoff)."""
 import threading
 import time
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 
-from device.io.sources import (ArraySource, ImageFiles, LatestFrameGrabber, SourceError, VideoFile,
-                               jetson_csi_pipeline, open_source)
+from device.io.sources import (ArraySource, ImageFiles, PacedSource, LatestFrameGrabber, SourceError, VideoFile,
+                               jetson_csi_pipeline, open_source, pace)
 from tests.device_fakes import FakeClock
 
 
@@ -159,15 +160,34 @@ def test_array_source_cycles_from_its_start_and_ends_after_count():
     assert given == [2, 3, 0, 1, 2] and source.ended and source.drops == 0
 
 
-def test_paced_array_source_waits_for_its_frames_and_drops_the_missed_ones():
+def test_a_paced_source_waits_for_its_frames_and_drops_the_missed_ones():
     """Paced like a 10 fps camera: a loop that keeps up sleeps to the next frame; one that comes
     back late gets the newest frame, and those that came and went before it count as dropped."""
     clock = FakeClock(start=0.0)
-    source = ArraySource(np.zeros((3, 2, 2, 3), np.uint8), interval_s=0.1, clock=clock, sleep=clock.advance)
-    source.read()                      # frame 0 at t = 0
+    frames = np.arange(8, dtype=np.uint8)[:, None, None, None] * np.ones((1, 2, 2, 3), np.uint8)
+    inner = ArraySource(frames)
+    source = PacedSource(inner, fps=10, clock=clock, sleep=clock.advance)
+    assert source.read()[0, 0, 0] == 0          # frame 0 at t = 0
     clock.advance(0.02)
-    source.read()                      # frame 1 is due at t = 0.1: waits for it
+    assert source.read()[0, 0, 0] == 1          # frame 1 is due at t = 0.1: waits for it
     assert clock() == pytest.approx(0.1) and source.drops == 0
-    clock.advance(0.45)                # t = 0.55: frames came at 0.2, 0.3, 0.4 and 0.5
-    source.read()                      # the one of 0.5, at once
-    assert clock() == pytest.approx(0.55) and source.drops == 3 and source.given == 3
+    clock.advance(0.45)                         # t = 0.55: frames 2..5 came at 0.2 .. 0.5
+    assert source.read()[0, 0, 0] == 5          # the newest, at once
+    assert clock() == pytest.approx(0.55) and source.drops == 3
+    assert "paced at 10 fps" in source.describe
+
+
+def test_fps_paces_files_only(tmp_path):
+    video = write_video(tmp_path / "clip.avi", frames=4)
+    assert pace(open_source(str(video)), None).describe == f"video {video}"
+    assert "paced at 10 fps" in pace(open_source(str(video)), "auto").describe  # the file says 10 fps
+    assert "paced at 30 fps" in pace(open_source(str(video)), "30").describe
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(SourceError, match="no frame rate of its own"):
+        pace(open_source(str(folder)), "auto")
+    with pytest.raises(SourceError, match="not a number"):
+        pace(open_source(str(folder)), "fast")
+    with pytest.raises(SourceError, match="live source"):
+        pace(SimpleNamespace(live=True, describe="camera 0"), "30")

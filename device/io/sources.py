@@ -12,7 +12,8 @@ Live sources are read by a grabber thread that keeps only the newest frame: Open
 Picamera2 both buffer frames by default, and a queue of old frames would add its length to
 the latency. Frames overwritten before the loop took them are counted as drops. A camera
 that stops giving frames is released and reopened with exponential backoff (logged), and
-the daemon keeps running meanwhile. Files and folders are not live: nothing is dropped.
+the daemon keeps running meanwhile. Files and folders are not live: nothing is dropped, unless
+--fps plays them with a camera's timing (PacedSource).
 Frames that cannot be decoded are skipped and counted as bad.
 """
 import glob
@@ -78,51 +79,82 @@ class ImageFiles:
 
 class ArraySource:
     """Frames from an in-memory array (N, H, W, 3) BGR, cycled from `start`, `count` of them (None:
-    without end); `index` is the array index of the frame read() gave last.
+    without end), as fast as the loop takes them; `index` is the array index of the frame read()
+    gave last. The profiler, the benchmarks and the tests feed the daemon's loop with it (wrapped
+    in PacedSource for camera timing)."""
 
-    With `interval_s` it stands in for a camera: a new frame every interval_s, read() waits for
-    the next one, and a loop that falls behind gets the newest frame while the missed ones count
-    as drops, as LatestFrameGrabber does. Without it, frames come as fast as the loop takes them.
-    The profiler, the benchmarks and the tests feed the daemon's loop with it.
-    """
-
-    def __init__(self, frames_bgr: np.ndarray, start: int = 0, count: int | None = None,
-                 interval_s: float | None = None, clock=time.perf_counter, sleep=time.sleep):
+    def __init__(self, frames_bgr: np.ndarray, start: int = 0, count: int | None = None):
         self.frames = frames_bgr
         self.start, self.count = start, count
-        self.interval_s = interval_s
         self.describe = f"{len(frames_bgr)} in-memory frame(s)"
-        self._clock, self._sleep = clock, sleep
-        self._next_at = None
         self.given = 0
         self.index = -1
         self.ended = False
         self.drops = self.bad_frames = self.reconnects = 0
 
-    def _wait_for_frame(self) -> None:
-        now = self._clock()
-        if self._next_at is None:
-            self._next_at = now
-        if now < self._next_at:
-            self._sleep(self._next_at - now)
-        else:
-            missed = int((now - self._next_at) / self.interval_s)
-            self.drops += missed
-            self._next_at += missed * self.interval_s
-        self._next_at += self.interval_s
-
     def read(self, timeout_s: float = 1.0):
         if self.ended or (self.count is not None and self.given >= self.count):
             self.ended = True
             return None
-        if self.interval_s is not None:
-            self._wait_for_frame()
         self.index = (self.start + self.given) % len(self.frames)
         self.given += 1
         return self.frames[self.index]
 
     def close(self) -> None:
         self.ended = True
+
+
+class PacedSource:
+    """A recorded source (video file, image folder, array) played with a live camera's timing.
+
+    Frame i is due i / fps seconds after the first read. A read that comes early waits for the
+    next frame; one that comes late gets the newest frame due, and the frames before it are read
+    and dropped, as a camera's grabber thread overwrites the frames the loop did not take.
+    """
+
+    def __init__(self, source, fps: float, clock=time.monotonic, sleep=time.sleep):
+        if fps <= 0:
+            raise SourceError(f"--fps {fps} must be above zero")
+        self.source, self.fps = source, float(fps)
+        self.describe = f"{source.describe}, paced at {fps:g} fps"
+        self._clock, self._sleep = clock, sleep
+        self._start = None
+        self._next = 0  # index of the frame the next read gives at the earliest
+        self._dropped = 0
+
+    @property
+    def ended(self) -> bool:
+        return self.source.ended
+
+    @property
+    def drops(self) -> int:
+        return self.source.drops + self._dropped
+
+    @property
+    def bad_frames(self) -> int:
+        return self.source.bad_frames
+
+    @property
+    def reconnects(self) -> int:
+        return self.source.reconnects
+
+    def read(self, timeout_s: float = 1.0):
+        now = self._clock()
+        if self._start is None:
+            self._start = now
+        due = int((now - self._start) * self.fps + 1e-9)  # the newest frame that has arrived
+        if self._next > due:
+            self._sleep(self._start + self._next / self.fps - now)
+        while self._next < due:
+            if self.source.read(timeout_s) is None:
+                return None
+            self._next += 1
+            self._dropped += 1
+        self._next += 1
+        return self.source.read(timeout_s)
+
+    def close(self) -> None:
+        self.source.close()
 
 
 class VideoFile:
@@ -142,6 +174,7 @@ class VideoFile:
             raise SourceError(f"cannot open video file {self.path} (not a video OpenCV can decode)")
         # The container's frame count tells a frame that failed to decode from the end of the file.
         self._count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.fps = float(cap.get(cv2.CAP_PROP_FPS) or 0) or None  # the file's own rate, where it says
         self._consumed = self._decoded = 0
         return cap
 
@@ -175,6 +208,8 @@ class LatestFrameGrabber:
     again, with exponential backoff, whenever the camera is lost. `wait(seconds)` is
     injectable for tests; by default it returns early when the grabber is closed.
     """
+
+    live = True  # frames come at the camera's rate, not the reader's
 
     def __init__(self, open_camera, describe: str, backoff_s=(0.5, 8.0), wait=None):
         self._open_camera = open_camera
@@ -313,3 +348,24 @@ def open_source(spec: str, loop: bool = False):
             raise SourceError(f"glob '{spec}' matches no images")
         return ImageFiles(images, loop, f"glob {spec} ({len(images)} images)")
     raise SourceError(f"unknown source '{spec}' (no such file or folder); accepted forms: {ACCEPTED_FORMS}")
+
+
+def pace(source, fps: str | None):
+    """--fps applied to an opened source: None plays a file as fast as the loop takes it; a
+    number, or `auto` for a video's own frame rate, plays it with camera timing (PacedSource).
+    A live camera keeps its own rate."""
+    if fps is None:
+        return source
+    if getattr(source, "live", False):
+        raise SourceError(f"--fps {fps}: {source.describe} is a live source, which sets its own frame rate; "
+                          f"--fps paces video files and image folders")
+    if fps == "auto":
+        rate = getattr(source, "fps", None)
+        if rate is None:
+            raise SourceError(f"--fps auto: {source.describe} has no frame rate of its own; give one, e.g. --fps 30")
+        return PacedSource(source, rate)
+    try:
+        rate = float(fps)
+    except ValueError:
+        raise SourceError(f"--fps '{fps}' is not a number of frames per second or auto") from None
+    return PacedSource(source, rate)

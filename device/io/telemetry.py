@@ -131,14 +131,14 @@ class Telemetry:
     """
 
     def __init__(self, stream, labels, budget_s: float, num_subnets: int, policy: str,
-                 summary_every_s: float = 5.0, summary_stream=sys.stderr, clock=time.monotonic,
+                 summary_every_s: float = 5.0, summary_stream=None, clock=time.monotonic,
                  write_every_s: float = 0.05):
         self.stream = stream
         self.labels = labels
         self.budget_s = budget_s
         self.policy = policy
         self.summary_every_s = summary_every_s
-        self.summary_stream = summary_stream
+        self.summary_stream = summary_stream or sys.stderr  # the stream at start, not at import
         self.clock = clock
         self.write_every_s = write_every_s
         self.started = clock()

@@ -324,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: spread between subnet 1's and subnet K's measured cost)")
     add_out(parser, "report folder", "profiles/reports/<board>/<bundle>")
     parser.add_argument("--quick", action="store_true", help="short runs (tests, smoke checks)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show the TFLite runtime's own INFO lines on stderr (profile.py drops them)")
     args = parser.parse_args(argv)
     args.argv = argv
     args.bundle = args.bundle or default_bundle_dir()

@@ -17,7 +17,7 @@ from device.bundle import default_bundle_dir, load_bundle
 from device.engine import Cascade
 from device.flags import (Parser, UsageError, add_board, add_bundle, add_precision, add_runtime, add_threads,
                           negative_values_as_values, parse_budget, positive)
-from device.io import Telemetry, open_log, open_source
+from device.io import Telemetry, open_log, open_source, pace
 from device.policy import ThermalLimits, make_policy
 from device.service.daemon import run_loop
 from device.service.watchdog import SystemdNotifier
@@ -31,6 +31,10 @@ def build_parser() -> Parser:
     p.add_argument("--source", help="0 (V4L2), picamera2, csi://N, rtsp:// or http(s):// URL, a video "
                                     "file, an image folder or glob (default: the board profile's camera)")
     p.add_argument("--loop", action="store_true", help="start a file or folder source again at its end")
+    p.add_argument("--fps", metavar="RATE|auto",
+                   help="play a video file or image folder as a live camera would give it: RATE frames per "
+                        "second, or auto for a video's own rate; late frames are dropped (default: as fast as "
+                        "the loop takes them)")
     p.add_argument("--max-frames", type=positive(int), help="stop after this many frames")
     p.add_argument("--duration", type=positive(float), help="stop after this many seconds")
     p.add_argument("--log", default="-", help="JSON lines per frame to FILE, or - for stdout (default)")
@@ -41,6 +45,8 @@ def build_parser() -> Parser:
     add_board(p)
     p.add_argument("--show", action="store_true", help="overlay window (only where a display exists)")
     p.add_argument("--metrics-port", type=positive(int), help="serve Prometheus text on 127.0.0.1:PORT")
+    p.add_argument("--verbose", action="store_true",
+                   help="also show the TFLite runtime's own INFO lines on stderr (run_camera.py drops them)")
     p.add_argument("--summary-every", type=positive(float), default=5.0, metavar="S",
                    help="seconds between summary lines on stderr (default 5)")
     return p
@@ -73,7 +79,7 @@ def load_parts(args):
     policy = make_policy(args.policy, bundle, budget,
                          ThermalLimits(profile.soft_throttle_c, profile.hard_throttle_c), sampler)
     log_stream = open_log(args.log)
-    source = open_source(args.source if args.source is not None else profile.camera, args.loop)
+    source = pace(open_source(args.source if args.source is not None else profile.camera, args.loop), args.fps)
     cascade = start_cascade(args, bundle, profile)
     return profile, bundle, budget, sampler, policy, log_stream, source, cascade
 

@@ -54,7 +54,10 @@ def add_training_args(parser: argparse.ArgumentParser, checkpoint_flag: str = "-
     g.add_argument("--lr", type=float, help="peak learning rate (preset)")
     g.add_argument("--label-smoothing", type=float, help="label smoothing of the label losses, 0..1 (preset)")
     g.add_argument("--crop-pad", type=int, help="pad-and-crop augmentation in pixels, 0 for flips only (preset)")
-    g.add_argument("--img-size", type=int, default=32, help="input side in pixels (default 32)")
+    g.add_argument("--crop-scale", type=float,
+                   help="random resized crops of this share of an image's area up to all of it, 0 for off "
+                        "(preset: camera 0.35)")
+    g.add_argument("--img-size", type=int, help="input side in pixels (preset: 32 for quick and full, camera's own)")
     g.add_argument("--low-res-size", type=int,
                    help="progressive resizing: train the first --low-res-epochs at this side in pixels, 0 for off "
                         "(preset: quick 3/4 of --img-size)")
@@ -112,6 +115,7 @@ def resolve_settings(args) -> Settings:
         value = getattr(args, name)
         return preset[name] if value is None else value
 
+    img_size = pick("img_size")
     for name in ("batch_size", "img_size", "limit_train", "limit_test", "calib_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -120,14 +124,17 @@ def resolve_settings(args) -> Settings:
     scale = epochs / preset["epochs"]  # a user's --epochs stretches or shrinks the preset's phases alike
     low_res_size = args.low_res_size
     if low_res_size is None:  # the preset gives the low-resolution side as a fraction of --img-size
-        low_res_size = round(preset["low_res_scale"] * args.img_size)
+        low_res_size = round(preset["low_res_scale"] * img_size)
     low_res_epochs = args.low_res_epochs
     if low_res_epochs is None:
         low_res_epochs = preset["low_res_epochs"] * scale if low_res_size else 0.0
     if epochs <= 0:
         raise CliError(f"--epochs must be more than 0, got {epochs}")
-    if low_res_size and not 8 <= low_res_size < args.img_size:
-        raise CliError(f"--low-res-size {low_res_size} must be 0 (off) or from 8 to below --img-size {args.img_size}")
+    if low_res_size and not 8 <= low_res_size < img_size:
+        raise CliError(f"--low-res-size {low_res_size} must be 0 (off) or from 8 to below --img-size {img_size}")
+    crop_scale = pick("crop_scale")
+    if not (crop_scale == 0 or 0 < crop_scale <= 1):
+        raise CliError(f"--crop-scale must be 0 (off) or in (0, 1], got {crop_scale}")
     if not 0 <= low_res_epochs <= epochs:
         raise CliError(f"--low-res-epochs {low_res_epochs} must be from 0 to --epochs {epochs}")
     if args.crop_pad is not None and args.crop_pad < 0:
@@ -135,11 +142,11 @@ def resolve_settings(args) -> Settings:
     if args.label_smoothing is not None and not 0 <= args.label_smoothing < 1:
         raise CliError(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
     try:
-        net = NetConfig(arch=args.arch, img_size=args.img_size, widths=parse_widths(args.widths, args.subnets))
+        net = NetConfig(arch=args.arch, img_size=img_size, widths=parse_widths(args.widths, args.subnets))
     except ValueError as exc:  # NetConfig's own checks (e.g. --img-size too small)
         raise CliError(str(exc)) from None
     cfg = TrainConfig(epochs=epochs, batch_size=pick("batch_size"), lr=pick("lr"),
-                      warmup_epochs=preset["warmup_epochs"] * scale, crop_pad=pick("crop_pad"),
+                      warmup_epochs=preset["warmup_epochs"] * scale, crop_pad=pick("crop_pad"), crop_scale=crop_scale,
                       low_res_size=low_res_size, low_res_epochs=low_res_epochs,
                       label_smoothing=pick("label_smoothing"), distill=args.distill,
                       frozen_update=args.frozen_update, seed=args.seed, device=args.device)

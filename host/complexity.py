@@ -44,3 +44,17 @@ def subnet_costs(net) -> dict:
                         "params_incremental": int(params), "params_cumulative": int(params_total)})
     net.train(was_training)
     return {"trunk": {"macs": int(trunk_macs), "params": int(trunk_params)}, "subnets": subnets}
+
+
+# A Raspberry Pi 4 (64-bit OS, fp32 XNNPACK) estimate from public figures, not a measurement:
+# XNNPACK's README gives MobileNetV2 1.0/224 (300 MMACs) at 46 ms, about 0.15 ms per MMAC, and
+# a small model runs fewer MACs per ms, about 1.4x slower per MAC below 65 MMACs.
+PI4_MS_PER_MMAC = 46.0 / 300.0
+PI4_SMALL_MODEL_MMACS, PI4_SMALL_MODEL_FACTOR = 65.0, 1.4
+
+
+def pi4_estimate_ms(macs: float) -> float:
+    """Estimated fp32 ms of `macs` MACs on a Raspberry Pi 4 (see the constants above)."""
+    mmacs = macs / 1e6
+    factor = PI4_SMALL_MODEL_FACTOR if mmacs < PI4_SMALL_MODEL_MMACS else 1.0
+    return mmacs * PI4_MS_PER_MMAC * factor

@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import sys
 import tarfile
 import urllib.request
@@ -136,8 +137,10 @@ def stratified_pick(labels: np.ndarray, fraction: float, rng: np.random.Generato
 
 
 def dataset_name(path: Path) -> str:
-    """'cifar10' for cifar10-jpg.tar.gz or a cifar10/ folder: the name up to the first '-' or '.'."""
-    return path.name.split(".")[0].split("-")[0] or "dataset"
+    """'cifar10' for cifar10-jpg.tar.gz or a cifar10/ folder: the name up to the first '-' or '.',
+    with anything but letters, digits and '_' made '_' ('my photos' -> 'my_photos'): it names the
+    bundle folder a user copies with scp."""
+    return re.sub(r"\W", "_", path.name.split(".")[0].split("-")[0]) or "dataset"
 
 
 def cached_arrays(path: Path, img_size: int) -> dict:

@@ -33,6 +33,9 @@ class TrainConfig:
     warmup_epochs: float = 0.0  # linear warm-up length, then cosine decay to zero
     label_smoothing: float = 0.0
     crop_pad: int = 4  # pad-and-crop shift in pixels; 0 leaves flips only
+    # Random resized crops (photos): each image a crop of crop_scale..1 of its area, resized to the
+    # input side, flipped half the time; 0 keeps pad-and-crop.
+    crop_scale: float = 0.0
     # Progressive resizing: the first low_res_epochs train on images downscaled to low_res_size
     # pixels (0: off); a pass at 24 px costs 0.62 of one at 32 px (bench/results/quick_preset_probes.md).
     low_res_size: int = 0
@@ -71,6 +74,26 @@ def augment(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> t
     flip = torch.rand(n, generator=generator) < 0.5
     cols = torch.where(flip[:, None, None], cols.flip(-1), cols)
     return padded[torch.arange(n)[:, None, None], rows, cols]
+
+
+def random_resized_crop(x: torch.Tensor, size: int, generator: torch.Generator, min_scale: float,
+                        ratio: tuple = (3 / 4, 4 / 3)) -> torch.Tensor:
+    """Per image of a float NCHW batch: a crop of min_scale..1 of its area at an aspect ratio in
+    `ratio`, anywhere in the image, flipped half the time, resized to size x size. One affine
+    grid and one bilinear grid_sample for the whole batch, with torch only."""
+    n = x.shape[0]
+
+    def uniform(low, high):
+        return low + (high - low) * torch.rand(n, generator=generator)
+    area, aspect = uniform(min_scale, 1.0), torch.exp(uniform(math.log(ratio[0]), math.log(ratio[1])))
+    width, height = torch.sqrt(area * aspect).clamp(max=1.0), torch.sqrt(area / aspect).clamp(max=1.0)
+    flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1] = width * flip, height
+    theta[:, 0, 2], theta[:, 1, 2] = uniform(-1.0, 1.0) * (1 - width), uniform(-1.0, 1.0) * (1 - height)
+    grid = F.affine_grid(theta.to(x.device), [n, x.shape[1], size, size], align_corners=False)
+    out = F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=False)
+    return out.contiguous(memory_format=torch.channels_last)
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -149,9 +172,14 @@ def train(net, splits, cfg: TrainConfig, checkpoint_dir=None, resume: bool = Fal
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step, total_steps, warmup_steps, cfg.lr)
                 index = order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-                x = to_input(augment(images[index], generator, cfg.crop_pad), device)
-                if step < low_res_steps:
-                    x = downscale(x, cfg.low_res_size)
+                size = cfg.low_res_size if step < low_res_steps else None
+                if cfg.crop_scale:
+                    x = random_resized_crop(to_input(images[index], device), size or images.shape[1], generator,
+                                            cfg.crop_scale)
+                else:
+                    x = to_input(augment(images[index], generator, cfg.crop_pad), device)
+                    if size:
+                        x = downscale(x, size)
                 y = labels[index].to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                     logits = net(x, frozen_update=cfg.frozen_update, trunk_owner=cfg.trunk_owner)

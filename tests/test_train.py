@@ -83,3 +83,24 @@ def test_low_res_phase_then_full_size_and_a_fractional_last_epoch(cifar_tar):
     history = train(net, splits, cfg)
     assert sides == [16] * 5 + [32] * 2  # 160 images / 32 = 5 steps per epoch; 1.4 epochs = 7 steps
     assert [h["epoch"] for h in history] == [1, 2]
+
+
+def test_random_resized_crop_gives_crops_of_the_asked_size_and_flips():
+    from host.training import random_resized_crop
+    x = torch.arange(2 * 3 * 20 * 20, dtype=torch.float32).reshape(2, 3, 20, 20)
+    out = random_resized_crop(x, 12, torch.Generator().manual_seed(0), min_scale=0.35)
+    assert out.shape == (2, 3, 12, 12) and out.is_contiguous(memory_format=torch.channels_last)
+    assert out.min() >= x.min() and out.max() <= x.max()  # samples of the image, no padding values
+    whole = torch.Generator().manual_seed(1)
+    seen = {round(random_resized_crop(x[:1], 20, whole, min_scale=1.0, ratio=(1.0, 1.0))[0, 0, 0, 0].item(), 3)
+            for _ in range(20)}
+    assert seen == {x[0, 0, 0, 0].item(), x[0, 0, 0, -1].item()}  # the whole image, as is or mirrored
+
+
+def test_random_resized_crops_follow_the_seed():
+    from host.training import random_resized_crop
+    x = torch.rand(4, 3, 16, 16)
+    a = random_resized_crop(x, 8, torch.Generator().manual_seed(5), 0.35)
+    b = random_resized_crop(x, 8, torch.Generator().manual_seed(5), 0.35)
+    c = random_resized_crop(x, 8, torch.Generator().manual_seed(6), 0.35)
+    assert torch.equal(a, b) and not torch.equal(a, c)

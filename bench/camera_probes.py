@@ -1,0 +1,77 @@
+"""Probes that choose the camera preset: input side and schedule on real photographs.
+
+    OMP_NUM_THREADS=2 python bench/camera_probes.py --data ../shared/datasets/imagenette-160.tar.gz \
+        [--only side-96,side-128]
+
+Every probe trains MobileNetV2 (4 x 0.25 branches) with the camera preset and one change, on the
+same data and seed, and reports per-subnet test top-1, MACs, the Raspberry Pi 4 latency estimate
+of host/complexity.py (public figures, not a measurement), and the wall time of its stages on
+this host. The side probes give each side the same training compute (epochs scaled by the
+inverse of the pixel count), so they compare sides at equal cost. Results:
+bench/results/camera_preset_probes.{md,json} (--out for another folder), with the command.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import time  # noqa: E402
+
+from bench.results_files import command_line, write_results  # noqa: E402
+from device.flags import Parser, UsageError, add_out, run_cli  # noqa: E402
+from host.cli import add_data, add_training_args, run_training  # noqa: E402
+from host.complexity import pi4_estimate_ms  # noqa: E402
+
+# name -> flags added to `--arch mobilenet --preset camera`; side probes at equal training compute
+PROBES = {
+    "side-96": ["--img-size", "96", "--epochs", str(round(2.0 * (128 / 96) ** 2, 2))],
+    "side-128": ["--img-size", "128", "--epochs", "2"],
+    "side-160": ["--img-size", "160", "--epochs", str(round(2.0 * (128 / 160) ** 2, 2))],
+}
+
+
+def probe(name: str, flags: list, data: str, runs: Path) -> dict:
+    parser = add_training_args(Parser(), checkpoint_flag="--checkpoint-out")
+    args = parser.parse_args(["--arch", "mobilenet", "--preset", "camera", "--data", data,
+                              "--checkpoint-out", str(runs / name), *flags])
+    result = run_training(args)
+    subnets = [{"index": c["index"], "mmacs": c["macs_cumulative"] / 1e6, "pi4_estimate_ms": pi4_estimate_ms(c["macs_cumulative"]),
+                "test_top1": acc} for c, acc in zip(result.costs["subnets"], result.accuracy)]
+    return {"name": name, "flags": flags, "img_size": result.net.cfg.img_size, "subnets": subnets,
+            "seconds": result.seconds, "data": result.splits.describe()}
+
+
+def markdown(report: dict) -> str:
+    lines = ["# Camera preset probes", "", f"Command: `{report['command']}`", "",
+             f"Date: {report['date']}. MobileNetV2, 4 x 0.25 branches, `--preset camera` plus the probe's flags; "
+             "Pi 4 ms: the estimate of host/complexity.py (XNNPACK's public MobileNetV2 figure), not a measurement.", "",
+             "| probe | flags | side | subnet | MMACs | Pi 4 ms (estimate) | test top-1 | train s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for p in report["probes"]:
+        for s in p["subnets"]:
+            lines.append(f"| {p['name']} | `{' '.join(p['flags'])}` | {p['img_size']} | {s['index']} | {s['mmacs']:.1f} | "
+                         f"{s['pi4_estimate_ms']:.1f} | {100 * s['test_top1']:.2f}% | {p['seconds']['train']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = Parser(prog="camera_probes.py", description=__doc__.splitlines()[0])
+    add_data(parser)
+    parser.add_argument("--only", help=f"comma list of probes (default all: {', '.join(PROBES)})")
+    parser.add_argument("--runs", type=Path, default=Path("runs/camera-probes"), help="checkpoint folders")
+    add_out(parser, "results folder", "bench/results")
+    args = parser.parse_args(argv)
+    names = args.only.split(",") if args.only else list(PROBES)
+    unknown = [n for n in names if n not in PROBES]
+    if unknown or not args.data:
+        raise UsageError(f"unknown probe(s) {', '.join(unknown)}; choose from {', '.join(PROBES)}" if unknown
+                         else "--data is required, e.g. --data ../shared/datasets/imagenette-160.tar.gz")
+    report = {"command": command_line(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "probes": [probe(n, PROBES[n], args.data, args.runs) for n in names]}
+    write_results(args.out or Path(__file__).resolve().parent / "results", "camera_preset_probes", report,
+                  markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -8,13 +8,15 @@ same data and seed, and reports per-subnet test top-1, MACs, the Raspberry Pi 4 
 of host/complexity.py (public figures, not a measurement), and the wall time of its stages on
 this host. The side probes give each side the same training compute (epochs scaled by the
 inverse of the pixel count), so they compare sides at equal cost. Results:
-bench/results/camera_preset_probes.{md,json} (--out for another folder), with the command.
+bench/results/camera_preset_probes.{md,json} (--out for another folder); a run with --only
+replaces those probes' rows and keeps the others, each row with the command that made it.
 """
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import json  # noqa: E402
 import time  # noqa: E402
 
 from bench.results_files import command_line, write_results  # noqa: E402
@@ -38,19 +40,22 @@ def probe(name: str, flags: list, data: str, runs: Path) -> dict:
     subnets = [{"index": c["index"], "mmacs": c["macs_cumulative"] / 1e6, "pi4_estimate_ms": pi4_estimate_ms(c["macs_cumulative"]),
                 "test_top1": acc} for c, acc in zip(result.costs["subnets"], result.accuracy)]
     return {"name": name, "flags": flags, "img_size": result.net.cfg.img_size, "subnets": subnets,
-            "seconds": result.seconds, "data": result.splits.describe()}
+            "seconds": result.seconds, "data": result.splits.describe(), "command": command_line(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
 def markdown(report: dict) -> str:
-    lines = ["# Camera preset probes", "", f"Command: `{report['command']}`", "",
-             f"Date: {report['date']}. MobileNetV2, 4 x 0.25 branches, `--preset camera` plus the probe's flags; "
-             "Pi 4 ms: the estimate of host/complexity.py (XNNPACK's public MobileNetV2 figure), not a measurement.", "",
+    lines = ["# Camera preset probes", "",
+             "MobileNetV2, 4 x 0.25 branches, `--preset camera` plus the probe's flags, on this host; Pi 4 ms: the "
+             "estimate of host/complexity.py (XNNPACK's public MobileNetV2 figure), not a measurement. Each probe's "
+             "command and date follow the table.", "",
              "| probe | flags | side | subnet | MMACs | Pi 4 ms (estimate) | test top-1 | train s |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for p in report["probes"]:
         for s in p["subnets"]:
             lines.append(f"| {p['name']} | `{' '.join(p['flags'])}` | {p['img_size']} | {s['index']} | {s['mmacs']:.1f} | "
                          f"{s['pi4_estimate_ms']:.1f} | {100 * s['test_top1']:.2f}% | {p['seconds']['train']:.0f} |")
+    lines += ["", *(f"- {p['name']} ({p['date']}): `{p['command']}`" for p in report["probes"])]
     return "\n".join(lines) + "\n"
 
 
@@ -66,10 +71,12 @@ def main(argv=None) -> int:
     if unknown or not args.data:
         raise UsageError(f"unknown probe(s) {', '.join(unknown)}; choose from {', '.join(PROBES)}" if unknown
                          else "--data is required, e.g. --data ../shared/datasets/imagenette-160.tar.gz")
-    report = {"command": command_line(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "probes": [probe(n, PROBES[n], args.data, args.runs) for n in names]}
-    write_results(args.out or Path(__file__).resolve().parent / "results", "camera_preset_probes", report,
-                  markdown(report))
+    out = args.out or Path(__file__).resolve().parent / "results"
+    earlier = out / "camera_preset_probes.json"
+    kept = [p for p in json.loads(earlier.read_text())["probes"] if p["name"] not in names] if earlier.is_file() else []
+    fresh = [probe(n, PROBES[n], args.data, args.runs) for n in names]
+    report = {"probes": sorted(kept + fresh, key=lambda p: list(PROBES).index(p["name"]))}
+    write_results(out, "camera_preset_probes", report, markdown(report))
     return 0
 
 

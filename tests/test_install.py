@@ -190,7 +190,18 @@ def test_failed_install_is_reported_not_raised(tmp_path):
     result = arm_results.target_result(run, {"video": ["a"], "images": ["a"]}, truth=["a"])
     result["passed"] = arm_results.passed(result)
     assert not result["passed"] and result["video"]["frames"] == 0 and result["profile"]["exit"] is None
-    summary = {"command": "scripts/check_arm.sh", "bundle": "b", "subnets": 3, "eval_images": 1, "qemu": "10.0.2",
+    summary = {"command": "scripts/check_arm.sh", "bundle": "b", "subnets": 3, "eval_images": 1, "eval_total": 1, "qemu": "10.0.2",
                "host_runtime": "ai-edge-litert 2.3.0", "targets": {"armhf": result}}
     row = [line for line in arm_results.markdown(summary).splitlines() if line.startswith("| armhf")][0]
     assert "failed (exit 2)" in row and row.endswith("| no |")
+
+
+def test_install_py_parses_as_python_3_8():
+    """It runs under the board's system python3, 3.8 on JetPack 5."""
+    import ast
+    ast.parse((REPO / "device" / "install.py").read_text(), feature_version=(3, 8))
+
+
+def test_pick_spreads_over_the_eval_set():
+    assert arm_results.pick(500, 100)[:3] == [0, 5, 10] and len(arm_results.pick(500, 100)) == 100
+    assert arm_results.pick(3, 10) == [0, 1, 2]

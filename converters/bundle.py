@@ -26,18 +26,32 @@ BUNDLE_README = """# dynedge bundle: {name}
 
 {arch} on {dataset}, {k} subnets, input {size}x{size} RGB. Precisions: {precisions}.
 
-## Install on the board (Raspberry Pi OS 32/64-bit, Jetson, x86_64)
+## Install on the board
 
 ```
 scp -r {name} pi@raspberrypi.local:~/      # or copy and unpack {name}.tar.gz
 cd ~/{name}
-python3 -m venv .venv && .venv/bin/pip install -r requirements-device.txt
+sh device/install.sh                       # the same command on every board
 ```
 
+It finds the board (userland word size, Python, OS), makes `.venv` here and installs that
+board's set from `device/requirements/`, wheels only, from the package index alone:
+
+| board | Python | set |
+|---|---|---|
+| Raspberry Pi OS 64-bit (bookworm) | 3.11 | `pi-os-64.txt`: ai-edge-litert, numpy, OpenCV, psutil |
+| Raspberry Pi OS 32-bit (bookworm, armhf; also on a Pi 4/5's 64-bit kernel) | 3.11 | `pi-os-32.txt`: tflite-runtime 2.14; numpy, OpenCV and psutil from apt, which has them where the package index has no armhf wheel: first `sudo apt install python3-numpy python3-opencv python3-psutil python3-venv` |
+| Jetson, JetPack 5 (Ubuntu 20.04) | 3.8 | `jetpack-5.txt`: tflite-runtime 2.13, numpy 1.24 |
+| Jetson, JetPack 6 (Ubuntu 22.04) | 3.10 | `jetpack-6.txt`: ai-edge-litert, numpy 2.2 |
+| x86_64 Linux | 3.10-3.13 | `x86_64.txt`, the set `requirements-device.txt` names |
+
+On Ubuntu and JetPack, `python3 -m venv` needs `sudo apt install python3-venv` first. Any
+other combination gets one line saying what to use instead, and nothing is installed.
+`sh device/install.sh --dry-run` names the set without installing it.
+
 A Pi camera needs Picamera2, which Raspberry Pi OS ships through apt (`sudo apt install
-python3-picamera2`): make the venv with `python3 -m venv --system-site-packages .venv` so
-that it sees it. A Jetson CSI camera needs OpenCV built with GStreamer (JetPack's python3-opencv,
-again with `--system-site-packages`).
+python3-picamera2`), and a Jetson CSI camera JetPack's GStreamer-enabled OpenCV: install with
+`sh device/install.sh --system-site-packages` so that the venv sees them.
 
 ## Run
 

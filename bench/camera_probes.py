@@ -37,8 +37,8 @@ def probe(name: str, flags: list, data: str, runs: Path) -> dict:
     args = parser.parse_args(["--arch", "mobilenet", "--preset", "camera", "--data", data,
                               "--checkpoint-out", str(runs / name), *flags])
     result = run_training(args)
-    subnets = [{"index": c["index"], "mmacs": c["macs_cumulative"] / 1e6, "pi4_estimate_ms": pi4_estimate_ms(c["macs_cumulative"]),
-                "test_top1": acc} for c, acc in zip(result.costs["subnets"], result.accuracy)]
+    subnets = [{"index": c["index"], "mmacs": c["macs_cumulative"] / 1e6, "test_top1": acc}
+               for c, acc in zip(result.costs["subnets"], result.accuracy)]
     return {"name": name, "flags": flags, "img_size": result.net.cfg.img_size, "subnets": subnets,
             "seconds": result.seconds, "data": result.splits.describe(), "command": command_line(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
@@ -54,7 +54,8 @@ def markdown(report: dict) -> str:
     for p in report["probes"]:
         for s in p["subnets"]:
             lines.append(f"| {p['name']} | `{' '.join(p['flags'])}` | {p['img_size']} | {s['index']} | {s['mmacs']:.1f} | "
-                         f"{s['pi4_estimate_ms']:.1f} | {100 * s['test_top1']:.2f}% | {p['seconds']['train']:.0f} |")
+                         f"{pi4_estimate_ms(s['mmacs'] * 1e6):.1f} | {100 * s['test_top1']:.2f}% | "
+                         f"{p['seconds']['train']:.0f} |")
     lines += ["", *(f"- {p['name']} ({p['date']}): `{p['command']}`" for p in report["probes"])]
     return "\n".join(lines) + "\n"
 
@@ -64,15 +65,19 @@ def main(argv=None) -> int:
     add_data(parser)
     parser.add_argument("--only", help=f"comma list of probes (default all: {', '.join(PROBES)})")
     parser.add_argument("--runs", type=Path, default=Path("runs/camera-probes"), help="checkpoint folders")
+    parser.add_argument("--rewrite", action="store_true", help="only write the Markdown again from the JSON")
     add_out(parser, "results folder", "bench/results")
     args = parser.parse_args(argv)
+    out = args.out or Path(__file__).resolve().parent / "results"
+    earlier = out / "camera_preset_probes.json"
+    if args.rewrite:
+        (out / "camera_preset_probes.md").write_text(markdown(json.loads(earlier.read_text())))
+        return 0
     names = args.only.split(",") if args.only else list(PROBES)
     unknown = [n for n in names if n not in PROBES]
     if unknown or not args.data:
         raise UsageError(f"unknown probe(s) {', '.join(unknown)}; choose from {', '.join(PROBES)}" if unknown
                          else "--data is required, e.g. --data ../shared/datasets/imagenette-160.tar.gz")
-    out = args.out or Path(__file__).resolve().parent / "results"
-    earlier = out / "camera_preset_probes.json"
     kept = [p for p in json.loads(earlier.read_text())["probes"] if p["name"] not in names] if earlier.is_file() else []
     fresh = [probe(n, PROBES[n], args.data, args.runs) for n in names]
     report = {"probes": sorted(kept + fresh, key=lambda p: list(PROBES).index(p["name"]))}

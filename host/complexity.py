@@ -48,7 +48,8 @@ def subnet_costs(net) -> dict:
 
 # A Raspberry Pi 4 (64-bit OS, fp32 XNNPACK) estimate from public figures, not a measurement:
 # XNNPACK's README gives MobileNetV2 1.0/224 (300 MMACs) at 46 ms, about 0.15 ms per MMAC, and
-# a small model runs fewer MACs per ms, about 1.4x slower per MAC below 65 MMACs.
+# a small model runs fewer MACs per ms, about 1.4x slower per MAC below 65 MMACs. Above 65 the
+# estimate stays at 65 MMACs' until the plain rate catches up, so that it never falls with MACs.
 PI4_MS_PER_MMAC = 46.0 / 300.0
 PI4_SMALL_MODEL_MMACS, PI4_SMALL_MODEL_FACTOR = 65.0, 1.4
 
@@ -56,5 +57,5 @@ PI4_SMALL_MODEL_MMACS, PI4_SMALL_MODEL_FACTOR = 65.0, 1.4
 def pi4_estimate_ms(macs: float) -> float:
     """Estimated fp32 ms of `macs` MACs on a Raspberry Pi 4 (see the constants above)."""
     mmacs = macs / 1e6
-    factor = PI4_SMALL_MODEL_FACTOR if mmacs < PI4_SMALL_MODEL_MMACS else 1.0
-    return mmacs * PI4_MS_PER_MMAC * factor
+    small = min(mmacs, PI4_SMALL_MODEL_MMACS) * PI4_SMALL_MODEL_FACTOR
+    return max(mmacs, small) * PI4_MS_PER_MMAC

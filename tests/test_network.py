@@ -93,3 +93,11 @@ def test_residual_blocks_start_as_the_identity(arch):
         x = torch.rand(2, channels, 8, 8)
         expected = x if isinstance(block, InvertedResidual) else torch.relu(x)
         torch.testing.assert_close(block(x), expected)
+
+
+def test_the_pi4_estimate_follows_its_public_figures_and_never_falls_with_macs():
+    from host.complexity import pi4_estimate_ms
+    assert pi4_estimate_ms(300e6) == pytest.approx(46.0)  # XNNPACK's MobileNetV2 1.0/224, fp32
+    assert pi4_estimate_ms(30e6) == pytest.approx(30 * 46 / 300 * 1.4)  # a small model: 1.4x per MAC
+    estimates = [pi4_estimate_ms(m * 1e6) for m in range(1, 400)]
+    assert all(b >= a for a, b in zip(estimates, estimates[1:]))

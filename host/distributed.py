@@ -70,33 +70,32 @@ def start(world: World, device_name: str, timeout_s: float) -> World:
         torch.cuda.set_device(device)
     elif device.type != "cpu":
         raise DistributedError(f"--device {device_name}: under torchrun train on cpu (gloo) or cuda (NCCL)")
-    address = f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}"
-    if world.rank != 0:
-        wait_for_endpoint(world, timeout_s)
+    host, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
+    if not host or not port:
+        raise DistributedError("WORLD_SIZE is set but MASTER_ADDR or MASTER_PORT is not; launch with torchrun")
+    if world.rank != 0:  # rank 0 hosts the store itself, unless torchrun's agent does (then it is up)
+        wait_for_endpoint(world, host, int(port), timeout_s)
     try:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
                                 timeout=datetime.timedelta(seconds=timeout_s))
-    except (dist.DistError, ValueError) as exc:
-        raise DistributedError(f"rank {world.rank} of {world.size}: the processes did not all join at {address} "
+    except dist.DistError as exc:
+        raise DistributedError(f"rank {world.rank} of {world.size}: the processes did not all join at {host}:{port} "
                                f"within --dist-timeout {timeout_s:g} s ({first_line(exc)}); start every rank "
                                "(on each node the same torchrun command: --nnodes, --node-rank, "
                                "--rdzv-endpoint) or raise --dist-timeout") from None
     return replace(world, device=str(device))
 
 
-def wait_for_endpoint(world: World, timeout_s: float) -> None:
-    """Wait up to timeout_s for MASTER_ADDR:MASTER_PORT to accept a connection.
+def wait_for_endpoint(world: World, host: str, port: int, timeout_s: float) -> None:
+    """Wait up to timeout_s for the rendezvous store (MASTER_ADDR:MASTER_PORT) to accept a connection.
 
     torch's own store client retries past its timeout and logs C++ stack frames on the way;
     this check fails on time, with one line.
     """
-    host, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
-    if not host or not port:
-        raise DistributedError("WORLD_SIZE is set but MASTER_ADDR or MASTER_PORT is not; launch with torchrun")
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            socket.create_connection((host, int(port)), timeout=1.0).close()
+            socket.create_connection((host, port), timeout=1.0).close()
             return
         except OSError:
             if time.monotonic() > deadline:
@@ -138,7 +137,8 @@ def agree(world: World, value, what: str, fix: str) -> None:
     dist.all_gather_object(values, value)
     other = next((r for r, v in enumerate(values) if v != values[0]), None)
     if other is not None:
-        raise DistributedError(f"rank {other} has {what} {values[other]} but rank 0 has {values[0]}; {fix}")
+        raise DistributedError(f"the ranks disagree on {what}: rank {other} has {values[other]}, "
+                               f"rank 0 has {values[0]}; {fix}")
 
 
 def fingerprint(images: np.ndarray, labels: np.ndarray) -> tuple:

@@ -138,7 +138,7 @@ def train(net, splits, cfg: TrainConfig, checkpoint_dir=None, resume: bool = Fal
                                f"{shard_size}, fewer than one batch of {cfg.batch_size}; lower --batch-size "
                                f"to at most {shard_size} or start fewer processes")
     distributed.agree(world, distributed.fingerprint(splits.train.images, splits.train.labels),
-                      "training images (count, CRC-32 of images, of labels)",
+                      "their training images (count, CRC-32 of images, of labels)",
                       "every node needs the same --data contents and the same --limit-train, --calib-size, --seed")
     steps_per_epoch = max(1, shard_size // cfg.batch_size)  # drop the last partial batch (BatchNorm)
     total_steps = max(1, round(cfg.epochs * steps_per_epoch))
@@ -149,7 +149,7 @@ def train(net, splits, cfg: TrainConfig, checkpoint_dir=None, resume: bool = Fal
     if resume and checkpoint_dir is not None and checkpoint.exists(checkpoint_dir):
         state = checkpoint.load_training_state(checkpoint_dir, net, optimizer)
         history, start_epoch = state.get("history", []), state["epoch"]
-    distributed.agree(world, start_epoch, "a checkpoint to resume at epoch",
+    distributed.agree(world, start_epoch, "the epoch to resume from (0: no checkpoint found)",
                       "--resume needs the checkpoint folder on every node (a shared file system or a copy)")
     K = net.num_subnets
     with channels_last(net):

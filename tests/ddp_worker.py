@@ -1,7 +1,8 @@
 """One torchrun process of tests/test_distributed.py: trains host.training.train() on a tiny
 budget and leaves its rank's weights and history in OUT, its checkpoint folder OUT/ckpt-rank<R>.
+With `differ`, rank 1 trains on other images than rank 0 (which train() must refuse).
 
-    python -m torch.distributed.run --standalone --nproc_per_node=2 tests/ddp_worker.py OUT DATA
+    python -m torch.distributed.run --standalone --nproc_per_node=2 tests/ddp_worker.py OUT DATA [differ]
 """
 import json
 import sys
@@ -18,10 +19,11 @@ from host.network import DynamicNet, NetConfig  # noqa: E402
 from host.training import TrainConfig, seed_everything, train  # noqa: E402
 
 
-def main(out: Path, data: str) -> None:
+def main(out: Path, data: str, differ: bool) -> None:
     torch.set_num_threads(1)
     world = distributed.start(distributed.from_env(), "cpu", timeout_s=60)
-    splits = load_cifar_like(data, img_size=32, limit_train=130, calib_size=64, seed=0, limit_test=64)
+    limit_train = 128 if differ and world.rank == 1 else 130
+    splits = load_cifar_like(data, img_size=32, limit_train=limit_train, calib_size=64, seed=0, limit_test=64)
     seed_everything(world.rank)  # different initial weights on each rank: DDP must broadcast rank 0's
     net = DynamicNet(NetConfig(arch="resnet", widths=[0.125, 0.125, 0.125]))
     cfg = TrainConfig(epochs=2, batch_size=16, lr=0.05, device="cpu", frozen_update=True, distill=True)
@@ -32,4 +34,4 @@ def main(out: Path, data: str) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), sys.argv[2])
+    main(Path(sys.argv[1]), sys.argv[2], sys.argv[3:] == ["differ"])

@@ -82,6 +82,13 @@ def test_ranks_hold_identical_weights_and_only_rank_0_writes(tmp_path, cifar_tar
     assert proc.stderr.count("epoch 2/2 loss") == 1  # rank 0 alone prints
 
 
+def test_ranks_with_other_training_images_are_refused(tmp_path, cifar_tar):
+    proc = run([*TORCHRUN, REPO / "tests" / "ddp_worker.py", tmp_path, cifar_tar, "differ"])
+    assert proc.returncode != 0 and "the ranks disagree on their training images" in proc.stderr
+    assert "every node needs the same --data contents" in proc.stderr
+    assert not list(tmp_path.glob("ckpt-rank*"))
+
+
 def test_torchrun_train_then_single_process_build_and_resume(tmp_path, cifar_tar):
     """torchrun host/train.py on 131 images (65 a rank, a remainder left out); the checkpoint builds a
     bundle in one process and resumes there (world size 2 -> 1)."""
@@ -137,8 +144,8 @@ def test_a_rank_alone_fails_within_the_timeout(tmp_path, rank, needle):
     env = {**ENV, "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank), "MASTER_ADDR": "127.0.0.1",
            "MASTER_PORT": str(free_port())}
     started = time.monotonic()
-    proc = run([sys.executable, REPO / "host" / "train.py", *TINY_ARGS, "--dist-timeout", "2", "--out", tmp_path / "out"],
-               env=env, timeout=60)
+    proc = run([sys.executable, REPO / "host" / "train.py", *TINY_ARGS, "--dist-timeout", "2",
+                "--out", tmp_path / "out"], env=env, timeout=60)
     assert_one_line_error(proc, needle, "--dist-timeout 2 s")
     assert time.monotonic() - started < 30  # 2 s of waiting plus interpreter and torch start-up
     assert not (tmp_path / "out").exists()

@@ -5,7 +5,8 @@
 writes dist/<arch>-<dataset>/ and dist/<arch>-<dataset>.tar.gz (`--out` is the bundle root),
 then prints one row per subnet: MACs, params, top-1, fp32 (and int8) latency on this host,
 file size. The training flags of host/train.py pass through; the checkpoint a build trains
-goes to --checkpoint-out. Bad input ends in one 'error:' line and exit status 2.
+goes to --checkpoint-out. Bad input ends in one 'error:' line and exit status 2. Under
+torchrun every process trains its shard and rank 0 builds (docs/distributed-training.md).
 """
 import sys
 from pathlib import Path

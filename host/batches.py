@@ -4,9 +4,27 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
+from device.errors import UserError
+
+
+class DeviceError(UserError, ValueError):
+    """A --device that is no device name, or one this machine does not have."""
+
 
 def pick_device(name: str = "auto") -> torch.device:
-    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+    """--device as a torch.device ('auto': cuda where torch sees a GPU, else cpu); refuses one that is missing."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"--device {name!r} is not a device; pass auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"--device {name}: torch sees no CUDA GPU on this machine; pass --device cpu (or auto)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise DeviceError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s), "
+                          f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    return device
 
 
 def to_input(images_nhwc: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -5,7 +5,8 @@
 writes dist/<arch>-<dataset>/ and dist/<arch>-<dataset>.tar.gz (`--out` is the bundle root),
 then prints one row per subnet: MACs, params, top-1, fp32 (and int8) latency on this host,
 file size. The training flags of host/train.py pass through; the checkpoint a build trains
-goes to --checkpoint-out. Bad input ends in one 'error:' line and exit status 2.
+goes to --checkpoint-out. Bad input ends in one 'error:' line and exit status 2. Under
+torchrun every process trains its shard and rank 0 builds (docs/distributed-training.md).
 """
 import sys
 from pathlib import Path
@@ -29,7 +30,7 @@ from device.engine import Cascade  # noqa: E402
 from device.flags import Parser, UsageError, add_out, add_threads, run_cli  # noqa: E402
 from device.profiling import median_ms  # noqa: E402
 from device.service.runtime_logs import filter_runtime_logs  # noqa: E402
-from host import checkpoint  # noqa: E402
+from host import checkpoint, distributed  # noqa: E402
 from host.calibrate import calibrate, initial_thresholds  # noqa: E402
 from host.cli import CliError, add_training_args, resolve_settings, run_training  # noqa: E402
 from host.complexity import subnet_costs  # noqa: E402
@@ -68,6 +69,9 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.dist is not None:
         raise UsageError("--dist is now --out (the bundle root); the checkpoint folder is --checkpoint-out")
+    if args.checkpoint is not None and distributed.from_env().distributed:
+        raise UsageError("--checkpoint builds from a finished checkpoint in one process; "
+                         "run python host/build.py without torchrun")
     args.out = args.out or Path("dist")
     args.threads = args.threads or 1
     return args
@@ -96,10 +100,13 @@ def from_checkpoint(args) -> Trained:
                    args.checkpoint)
 
 
-def train_or_load(args) -> Trained:
+def train_or_load(args) -> Trained | None:
+    """None on a torchrun rank other than 0, once training is done: rank 0 alone builds the bundle."""
     if args.checkpoint is not None:
         return from_checkpoint(args)
     result = run_training(args)
+    if result is None:
+        return None
     return Trained(result.net, result.splits, result.accuracy, result.costs, result.calibration,
                    result.checkpoint_dir)
 
@@ -195,13 +202,17 @@ def expected_name(args) -> str:
     return f"{args.arch}-{dataset_name(Path(args.data)) if args.data else 'cifar10'}"
 
 
-def build(args) -> tuple:
-    """The whole pipeline; returns (bundle folder, archive)."""
+def build(args) -> tuple | None:
+    """The whole pipeline; returns (bundle folder, archive), or None on a torchrun rank other than 0."""
     refuse_existing(args.out / expected_name(args), args.force)  # before minutes of training
     if args.limit_test is not None and args.limit_test < MIN_PARITY_IMAGES:
         raise CliError(f"--limit-test {args.limit_test}: parity needs >= {MIN_PARITY_IMAGES} test images")
-    started = stage(1, "train" if args.checkpoint is None else f"load checkpoint {args.checkpoint}")
+    if distributed.from_env().is_main:
+        stage(1, "train" if args.checkpoint is None else f"load checkpoint {args.checkpoint}")
+    started = time.time()
     trained = train_or_load(args)
+    if trained is None:
+        return None
     print(f"      done in {time.time() - started:.0f}s", file=sys.stderr)
     name = f"{trained.net.cfg.arch}-{trained.splits.name}"
     router = trained.calibration["router"]
@@ -226,11 +237,12 @@ def build(args) -> tuple:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        folder, archive = build(args)
+        built = build(args)
     except KeyboardInterrupt:
         print("error: interrupted; no bundle was written (partial output is removed)", file=sys.stderr)
         return 130
-    print(f"bundle: {folder}  archive: {archive}")
+    if built is not None:
+        print(f"bundle: {built[0]}  archive: {built[1]}")
     return 0
 
 

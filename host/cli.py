@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from device.errors import UserError
-from device.flags import Parser
-from host import checkpoint
+from device.flags import Parser, positive
+from host import checkpoint, distributed
 from host.calibrate import calibrate
 from host.checkpoint import CheckpointError
 from host.complexity import subnet_costs
@@ -72,7 +72,15 @@ def add_training_args(parser: argparse.ArgumentParser, checkpoint_flag: str = "-
     g.add_argument("--frozen-update", type=on_off, default=False, metavar="on|off",
                    help="frozen updating (default off: bench/results/train_ablation_cpu.md)")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    g.add_argument("--device", default="auto",
+                   help="auto, cpu, cuda, cuda:1 ...; under torchrun: auto, cpu (gloo) or cuda (NCCL, the GPU of "
+                        "each process's LOCAL_RANK)")
+    g.add_argument("--lr-scaling", default="linear", choices=("linear", "none"),
+                   help="under torchrun: linear multiplies the learning rate by the number of processes, "
+                        "none keeps it (default linear; --batch-size is per process)")
+    g.add_argument("--dist-timeout", type=positive(float), default=distributed.DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                   help="under torchrun: how long a process waits for the others to join and at every "
+                        f"collective before it fails (default {distributed.DEFAULT_TIMEOUT_S:g})")
     g.add_argument(checkpoint_flag, dest="checkpoint_out", type=Path, default=None,
                    help="checkpoint folder (default runs/<arch>-<dataset>)")
     g.add_argument("--resume", action="store_true", help=f"continue from the checkpoint in {checkpoint_flag}")
@@ -107,8 +115,9 @@ class Settings:
     calib_size: int
 
 
-def resolve_settings(args) -> Settings:
-    """Merge the preset with explicit flags and check that they fit together."""
+def resolve_settings(args, world_size: int = 1) -> Settings:
+    """Merge the preset with explicit flags and check that they fit together; the learning rate
+    follows --lr-scaling over `world_size` processes."""
     preset = PRESETS[args.preset]
 
     def pick(name):
@@ -145,7 +154,8 @@ def resolve_settings(args) -> Settings:
         net = NetConfig(arch=args.arch, img_size=img_size, widths=parse_widths(args.widths, args.subnets))
     except ValueError as exc:  # NetConfig's own checks (e.g. --img-size too small)
         raise CliError(str(exc)) from None
-    cfg = TrainConfig(epochs=epochs, batch_size=pick("batch_size"), lr=pick("lr"),
+    lr = pick("lr") * (world_size if args.lr_scaling == "linear" else 1)
+    cfg = TrainConfig(epochs=epochs, batch_size=pick("batch_size"), lr=lr,
                       warmup_epochs=preset["warmup_epochs"] * scale, crop_pad=pick("crop_pad"), crop_scale=crop_scale,
                       low_res_size=low_res_size, low_res_epochs=low_res_epochs,
                       label_smoothing=pick("label_smoothing"), distill=args.distill,
@@ -181,19 +191,35 @@ def prepare_network(settings: Settings, out: Path, resume: bool, num_classes: in
     return DynamicNet(settings.net)
 
 
-def run_training(args) -> TrainingResult:
-    """Load data, train (or resume), then measure per-subnet test top-1, costs and calibration."""
-    settings = resolve_settings(args)
+def run_training(args) -> TrainingResult | None:
+    """Load data, train (or resume), then measure per-subnet test top-1, costs and calibration.
+
+    Under torchrun every process trains its shard; rank 0 alone goes on to evaluate and
+    calibrate, the others return None once the last checkpoint is written.
+    """
+    world = distributed.from_env()
+    settings = resolve_settings(args, world.size)
+    world = distributed.start(world, args.device, args.dist_timeout)
     started = time.time()
     splits = load_cifar_like(args.data, settings.net.img_size, settings.limit_train, settings.calib_size,
                              settings.train.seed, limit_test=settings.limit_test)
     out = args.checkpoint_out or Path("runs") / f"{settings.net.arch}-{splits.name}"
     seconds = {"data": time.time() - started}
     net = prepare_network(settings, out, args.resume, len(splits.classes))
-    print(splits.summary(), file=sys.stderr)
     meta = {"dataset": splits.name, "classes": splits.classes, "preset": args.preset, "data": splits.describe()}
+    if world.is_main:
+        print(splits.summary(), file=sys.stderr)
+    if world.distributed:
+        settings.train.device = world.device
+        meta["distributed"] = {"world_size": world.size, "lr_scaling": args.lr_scaling}
+        if world.is_main:
+            print(distributed.describe(world, settings.train.batch_size, settings.train.lr, args.lr_scaling),
+                  file=sys.stderr)
     started = time.time()
-    history = train(net, splits, settings.train, checkpoint_dir=out, resume=args.resume, meta=meta)
+    history = train(net, splits, settings.train, checkpoint_dir=out, resume=args.resume, meta=meta, world=world)
+    distributed.finish(world)
+    if not world.is_main:
+        return None
     seconds["train"] = time.time() - started
     started = time.time()
     costs = subnet_costs(net)
@@ -225,5 +251,6 @@ def main(argv=None) -> int:
     """host/train.py: train, evaluate and calibrate; prints the summary lines."""
     parser = add_training_args(Parser(prog="train.py", description="Train, evaluate and calibrate the dynamic network."))
     result = run_training(parser.parse_args(argv))
-    print("\n".join(summary_lines(result)))
+    if result is not None:  # under torchrun, rank 0 alone prints
+        print("\n".join(summary_lines(result)))
     return 0

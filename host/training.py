@@ -6,7 +6,8 @@ subnet learns from the largest's detached soft predictions. With frozen updating
 network itself detaches what subnet k reads from others (DynamicNet.forward), so the
 summed loss trains each branch by its own subnet and the trunk by one owner.
 
-host/train.py runs it from the command line (host/cli.py has the flags).
+host/train.py runs it from the command line (host/cli.py has the flags); under torchrun it
+trains in DistributedDataParallel, one shard of each epoch per process (host/distributed.py).
 """
 import math
 import random
@@ -17,10 +18,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from host import checkpoint
+from host import checkpoint, distributed
 from host.batches import channels_last, downscale, pick_device, to_input
+from host.distributed import DistributedError, World
 
 
 @dataclass
@@ -134,21 +137,33 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> flo
     return base_lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def train(net, splits, cfg: TrainConfig, checkpoint_dir=None, resume: bool = False, meta: dict | None = None) -> list:
+def train(net, splits, cfg: TrainConfig, checkpoint_dir=None, resume: bool = False, meta: dict | None = None,
+          world: World = World()) -> list:
     """Train `net` on splits.train; returns per-epoch history (per-subnet loss and accuracy, seconds).
 
     With checkpoint_dir, a checkpoint (weights, optimizer state, history) is written after
-    every epoch; with resume, training continues from the one found there.
+    every epoch; with resume, training continues from the one found there. Under torchrun
+    (`world` from host.distributed.start) `net` trains wrapped in DistributedDataParallel on
+    this rank's shard of every epoch, the history counts every rank's images, and rank 0
+    alone writes the checkpoint and prints.
     """
     seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
+    device = torch.device(world.device) if world.distributed else pick_device(cfg.device)
     net.to(device)
     optimizer = make_optimizer(net, cfg)
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     images = torch.from_numpy(splits.train.images)
     labels = torch.from_numpy(splits.train.labels)
-    steps_per_epoch = max(1, len(labels) // cfg.batch_size)  # drop the last partial batch (BatchNorm)
+    shard_size = len(labels) // world.size
+    if world.distributed and shard_size < cfg.batch_size:
+        raise DistributedError(f"{len(labels)} training images give each of the {world.size} processes "
+                               f"{shard_size}, fewer than one batch of {cfg.batch_size}; lower --batch-size "
+                               f"to at most {shard_size} or start fewer processes")
+    distributed.agree(world, distributed.fingerprint(splits.train.images, splits.train.labels),
+                      "their training images (count, CRC-32 of images, of labels)",
+                      "every node needs the same --data contents and the same --limit-train, --calib-size, --seed")
+    steps_per_epoch = max(1, shard_size // cfg.batch_size)  # drop the last partial batch (BatchNorm)
     total_steps = max(1, round(cfg.epochs * steps_per_epoch))
     warmup_steps = int(cfg.warmup_epochs * steps_per_epoch)
     low_res_steps = round(cfg.low_res_epochs * steps_per_epoch) if cfg.low_res_size else 0
@@ -157,16 +172,26 @@ def train(net, splits, cfg: TrainConfig, checkpoint_dir=None, resume: bool = Fal
     if resume and checkpoint_dir is not None and checkpoint.exists(checkpoint_dir):
         state = checkpoint.load_training_state(checkpoint_dir, net, optimizer)
         history, start_epoch = state.get("history", []), state["epoch"]
+    distributed.agree(world, start_epoch, "the epoch to resume from (0: no checkpoint found)",
+                      "--resume needs the checkpoint folder on every node (a shared file system or a copy)")
     K = net.num_subnets
     with channels_last(net):
+        model = net
+        if world.distributed:  # backward() averages gradients over the ranks; every parameter is in each
+            # step's loss (frozen updating detaches tensors, not parameters): find_unused_parameters stays off
+            model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
         for epoch in range(start_epoch, epochs):
             net.train()
-            generator = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)  # a resumed epoch replays exactly
-            order = torch.randperm(len(labels), generator=generator)
+            epoch_seed = cfg.seed * 100003 + epoch  # a resumed epoch replays exactly
+            generator = torch.Generator().manual_seed(epoch_seed)
+            order = distributed.shard(torch.randperm(len(labels), generator=generator), world)
+            if world.distributed:  # the same order on every rank, but each rank its own crops and flips
+                generator = torch.Generator().manual_seed(epoch_seed * world.size + world.rank)
             sums = np.zeros((2, K))
             seen, started = 0, time.time()
             steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
-            bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{epochs}", unit="step", leave=False)
+            bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{epochs}", unit="step", leave=False,
+                       disable=not world.is_main)
             for i in bar:
                 step = epoch * steps_per_epoch + i
                 for group in optimizer.param_groups:
@@ -182,7 +207,7 @@ def train(net, splits, cfg: TrainConfig, checkpoint_dir=None, resume: bool = Fal
                         x = downscale(x, size)
                 y = labels[index].to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                    logits = net(x, frozen_update=cfg.frozen_update, trunk_owner=cfg.trunk_owner)
+                    logits = model(x, frozen_update=cfg.frozen_update, trunk_owner=cfg.trunk_owner)
                 losses = subnet_losses(logits, y, cfg)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(sum(losses)).backward()
@@ -198,9 +223,14 @@ def train(net, splits, cfg: TrainConfig, checkpoint_dir=None, resume: bool = Fal
                 if i % 10 == 0 or i == steps - 1:
                     bar.set_postfix_str(progress_text(sums / seen))
             bar.close()
+            if world.distributed:  # the epoch's figures over every rank's images
+                totals = distributed.total(world, np.append(sums.ravel(), seen))
+                sums, seen = totals[:-1].reshape(2, K), totals[-1]
             record = {"epoch": epoch + 1, "loss": (sums[0] / seen).tolist(), "accuracy": (sums[1] / seen).tolist(),
                       "seconds": time.time() - started}
             history.append(record)
+            if not world.is_main:
+                continue
             print(f"epoch {epoch + 1}/{epochs} {progress_text(sums / seen)} ({record['seconds']:.0f}s)",
                   file=sys.stderr)
             if checkpoint_dir is not None:

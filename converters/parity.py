@@ -86,10 +86,10 @@ def compare(ref_logits: np.ndarray, got_logits: np.ndarray, labels: np.ndarray) 
 
 
 def measure(net, cascade: Cascade, images: np.ndarray, labels: np.ndarray, exit_thresholds,
-            reference: Reference | None = None) -> tuple:
+            reference: Reference | None = None, min_images: int = MIN_PARITY_IMAGES) -> tuple:
     """(per-file parity {file name: figures}, whole-cascade figures) of one precision."""
-    if len(images) < MIN_PARITY_IMAGES:
-        raise ValueError(f"parity needs >= {MIN_PARITY_IMAGES} test images, got {len(images)}")
+    if len(images) < min_images:
+        raise ValueError(f"parity needs >= {min_images} images, got {len(images)}")
     reference = reference or torch_reference(net, images)
     trunk_tfl, logits_tfl, stats_tfl = exit_outputs(cascade, images)
     ref_exit = cascade_exits(reference.logits, exit_thresholds)

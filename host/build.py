@@ -34,11 +34,11 @@ from host import checkpoint, distributed  # noqa: E402
 from host.calibrate import calibrate, initial_thresholds  # noqa: E402
 from host.cli import CliError, add_training_args, resolve_settings, run_training  # noqa: E402
 from host.complexity import subnet_costs  # noqa: E402
-from host.data import dataset_name, load_cifar_like  # noqa: E402
+from host.data import Split, dataset_name, load_cifar_like  # noqa: E402
 from host.evaluate import collect_logits, top1  # noqa: E402
 
 EVAL_SET_SIZE = 500         # labeled test images shipped in the bundle for on-board accuracy
-PARITY_IMAGES = 2000        # test images each file is checked on (at least MIN_PARITY_IMAGES)
+PARITY_IMAGES = 2000        # images each file is checked on: test images, topped up to MIN_PARITY_IMAGES
 INT8_CALIB_IMAGES = 200     # training images the int8 observers see
 CONVERT_LOG = "convert.log"  # beside the checkpoint: the converter's and the runtime's own output
 
@@ -126,21 +126,32 @@ def spread(split, count: int):
     return split.subset(index)
 
 
+def parity_images(splits) -> tuple:
+    """Up to PARITY_IMAGES test images spread over the split; a test split under MIN_PARITY_IMAGES
+    (a user's small photo folders) is topped up with training images, since parity compares the
+    files with PyTorch, which any real image serves; a data set smaller than that gives all it has.
+    Returns (images as a Split, what they are)."""
+    test = spread(splits.test, PARITY_IMAGES)
+    if len(test) >= MIN_PARITY_IMAGES:
+        return test, "test images"
+    extra = spread(splits.train, MIN_PARITY_IMAGES - len(test))
+    return (Split(np.concatenate([test.images, extra.images]), np.concatenate([test.labels, extra.labels])),
+            f"images: {len(test)} test, {len(extra)} training")
+
+
 def convert_and_verify(trained: Trained, quantize: str | None, work: Path, threads: int) -> tuple:
     """Export every precision, check parity, time on this host: ({name: PrecisionFiles}, {name: latency}).
 
     The converter's and the runtime's own output goes to convert.log beside the checkpoint."""
-    net, test = trained.net.cpu().eval(), spread(trained.splits.test, PARITY_IMAGES)
-    if len(test) < MIN_PARITY_IMAGES:
-        raise CliError(f"parity needs >= {MIN_PARITY_IMAGES} test images, the test split has {len(test)}; "
-                       f"raise --limit-test")
+    net = trained.net.cpu().eval()
+    test, what = parity_images(trained.splits)
     log = Path(trained.checkpoint_dir) / CONVERT_LOG
     with output_to(log) as terminal:
         print(f"      the converter's own output goes to {log}", file=terminal)
-        return exported_and_checked(trained, net, test, quantize, work, threads, terminal)
+        return exported_and_checked(trained, net, test, what, quantize, work, threads, terminal)
 
 
-def exported_and_checked(trained: Trained, net, test, quantize: str | None, work: Path, threads: int,
+def exported_and_checked(trained: Trained, net, test, what: str, quantize: str | None, work: Path, threads: int,
                          terminal) -> tuple:
     """convert_and_verify's work, with its progress lines on `terminal`."""
     started = stage(3, "convert: litert-torch export" + (" + int8 PTQ" if quantize else ""), terminal)
@@ -150,13 +161,14 @@ def exported_and_checked(trained: Trained, net, test, quantize: str | None, work
         exported["int8"] = export_int8(net, calib, work, per_channel=quantize == "int8-per-channel")
     print(f"      converted in {time.time() - started:.0f}s", file=terminal)
 
-    stage(4, f"verify: parity with PyTorch on {len(test)} test images, latency on this host", terminal)
+    stage(4, f"verify: parity with PyTorch on {len(test)} {what}, latency on this host", terminal)
     reference = torch_reference(net, test.images)
     thresholds = initial_thresholds(trained.calibration)
     precisions, latency = {}, {}
     for name, files in exported.items():
         engine = Cascade.from_files(files.trunk, files.subnets, net.cfg.num_classes, threads=threads)
-        parity, cascade = measure(net, engine, test.images, test.labels, thresholds, reference)
+        parity, cascade = measure(net, engine, test.images, test.labels, thresholds, reference,
+                                  min_images=min(MIN_PARITY_IMAGES, len(test)))
         if name == "fp32":
             check_fp32(parity)
         else:
@@ -205,8 +217,6 @@ def expected_name(args) -> str:
 def build(args) -> tuple | None:
     """The whole pipeline; returns (bundle folder, archive), or None on a torchrun rank other than 0."""
     refuse_existing(args.out / expected_name(args), args.force)  # before minutes of training
-    if args.limit_test is not None and args.limit_test < MIN_PARITY_IMAGES:
-        raise CliError(f"--limit-test {args.limit_test}: parity needs >= {MIN_PARITY_IMAGES} test images")
     if distributed.from_env().is_main:
         stage(1, "train" if args.checkpoint is None else f"load checkpoint {args.checkpoint}")
     started = time.time()

@@ -2,6 +2,7 @@
 
 Offline and fast: no pip run reaches the package index (tests/test_wheels.py does that).
 """
+import importlib.util
 import json
 import os
 import shutil
@@ -15,8 +16,17 @@ from device import install
 from device.install import Facts, Unsupported, choose_target
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "scripts"))
-import arm_results  # noqa: E402  (a script, not a package)
+
+
+def load_script(path: Path):
+    """A script of scripts/ as a module (scripts/ is no package)."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+arm_results = load_script(REPO / "scripts" / "arm_results.py")
 
 BOOKWORM = "Debian GNU/Linux 12 (bookworm)"
 

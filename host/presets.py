@@ -12,9 +12,9 @@ full   the real recipe, meant for a GPU: 200 epochs of SGD, batch 128, lr 0.1 wi
        warm-up and cosine decay, weight decay 5e-4 (not run on the CPU-only dev host).
 camera photographs at a camera loop's input side (Imagenette, a user's own photo folders): random
        resized crops and flips, label smoothing, progressive resizing (3/4 of the side for the
-       first quarter). 96 px: at equal training compute it beat 128 px (more epochs for the same
-       time) in bench/results/camera_preset_probes.md; 4 epochs keep the whole build on
-       Imagenette near the 20-minute mark on a 2-core CPU (bench/results/build_camera.md).
+       first 1.5 epochs). 96 px: at equal training compute it beat 128 px (more epochs for the same
+       time) in bench/results/camera_preset_probes.md; 6 epochs keep the whole build on
+       Imagenette under 20 minutes on a 2-core CPU (bench/results/build_camera.md).
 """
 PRESETS = {
     "quick": {"img_size": 32, "epochs": 1.5, "batch_size": 32, "lr": 0.05, "warmup_epochs": 0.1,
@@ -23,7 +23,7 @@ PRESETS = {
     "full": {"img_size": 32, "epochs": 200, "batch_size": 128, "lr": 0.1, "warmup_epochs": 1.0,
              "limit_train": None, "calib_size": 5000, "crop_pad": 4, "crop_scale": 0.0, "label_smoothing": 0.0,
              "low_res_scale": 0.0, "low_res_epochs": 0.0},
-    "camera": {"img_size": 96, "epochs": 4.0, "batch_size": 32, "lr": 0.05, "warmup_epochs": 0.2,
+    "camera": {"img_size": 96, "epochs": 6.0, "batch_size": 32, "lr": 0.05, "warmup_epochs": 0.2,
                "limit_train": None, "calib_size": 1000, "crop_pad": 0, "crop_scale": 0.35, "label_smoothing": 0.1,
-               "low_res_scale": 0.75, "low_res_epochs": 1.0},
+               "low_res_scale": 0.75, "low_res_epochs": 1.5},
 }

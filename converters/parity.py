@@ -137,4 +137,3 @@ def check_int8(parity: dict, fp32_parity: dict, limits: Thresholds = Thresholds(
         if f["top1"] < fp32["top1"] - limits.int8_top1_drop:
             raise ParityError(f"{name}: int8 top-1 {f['top1']:.2%} is more than "
                               f"{limits.int8_top1_drop * 100:.1f} pp under fp32's {fp32['top1']:.2%}")
-

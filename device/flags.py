@@ -17,12 +17,11 @@ import re
 import sys
 from pathlib import Path
 
+from device.engine.runtime import RUNTIMES
 from device.errors import UserError
 
 PRECISIONS = ("fp32", "int8")
 BUDGET_FORMS = "a positive time such as 40ms, 0.04s or 40 (milliseconds)"
-# The runtimes --runtime accepts, in the engine's order of preference (device/engine/runtime.py).
-RUNTIME_CHOICES = ("litert", "litert-interpreter", "tflite-runtime", "tensorflow")
 
 
 class UsageError(UserError):
@@ -103,7 +102,7 @@ def add_precision(parser) -> None:
 
 
 def add_runtime(parser) -> None:
-    parser.add_argument("--runtime", choices=RUNTIME_CHOICES,
+    parser.add_argument("--runtime", choices=list(RUNTIMES),
                         help="force a runtime: litert (ai-edge-litert's CompiledModel; the default where "
                              "installed), litert-interpreter (its Interpreter), tflite-runtime or tensorflow")
 

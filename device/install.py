@@ -84,8 +84,8 @@ def userland(facts: Facts) -> str:
     else:
         arch = facts.machine
     if arch == "armhf" and facts.machine == "armv6l":
-        raise Unsupported(f"armhf on an ARMv6 CPU (Pi Zero/1) is not supported: no TFLite runtime has "
-                          f"a wheel for it; use a Pi with an ARMv7 or later CPU (Pi 2 v1.2 and up)")
+        raise Unsupported("armhf on an ARMv6 CPU (Pi Zero/1) is not supported: no TFLite runtime has "
+                          "a wheel for it; use a Pi with an ARMv7 or later CPU (Pi 2 v1.2 and up)")
     if arch not in ("arm64", "armhf", "amd64"):
         raise Unsupported(f"userland {arch} ({facts.machine}, {facts.pointer_bits}-bit) is not supported: "
                           f"use an arm64, armhf (32-bit Raspberry Pi OS) or amd64 system")
@@ -225,7 +225,7 @@ def install(target: Target, bundle: Path, report: Path | None, system_site: bool
             return 1
     installed = json.loads(proc.stdout)
     print("install: " + ", ".join(f"{d} {i['version']} ({i['from']})" for d, i in installed.items()))
-    print(f"install: done; run .venv/bin/python device/run_camera.py")
+    print("install: done; run .venv/bin/python device/run_camera.py")
     if report:
         report.write_text(json.dumps({"target": target.name, "python": platform.python_version(),
                                       "packages": installed}, indent=1) + "\n")

@@ -244,4 +244,3 @@ def progress_text(means: np.ndarray) -> str:
     loss = "/".join(f"{v:.2f}" for v in means[0])
     acc = "/".join(f"{100 * v:.0f}" for v in means[1])
     return f"loss {loss} acc% {acc}"
-

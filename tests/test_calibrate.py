@@ -13,7 +13,6 @@ from tests.torch_threads import one_thread  # noqa: F401  (autouse fixture)
 COSTS = {"subnets": [{"macs_cumulative": m} for m in (10, 20, 30)]}
 
 
-
 def synthetic_logits(n=600, seed=0):
     """Three subnets that grow more confident and more often right with k."""
     rng = np.random.default_rng(seed)

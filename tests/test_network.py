@@ -6,7 +6,6 @@ from host.network import ARCHS, DynamicNet, NetConfig
 from tests.torch_threads import one_thread  # noqa: F401  (autouse fixture)
 
 
-
 def make_net(arch, widths=(0.25, 0.25, 0.25, 0.25), img_size=16):
     torch.manual_seed(0)
     return DynamicNet(NetConfig(arch=arch, img_size=img_size, widths=list(widths)))

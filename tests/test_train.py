@@ -10,7 +10,6 @@ from host.training import TrainConfig, augment, distillation_loss, lr_at, subnet
 from tests.torch_threads import one_thread  # noqa: F401  (autouse fixture)
 
 
-
 @pytest.mark.parametrize("temperature", [1.0, 4.0])
 def test_distillation_loss_zero_iff_student_equals_teacher(temperature):
     logits = torch.randn(8, 10)

@@ -34,6 +34,7 @@ from device.engine.runtime import stage_factory
 from device.engine.stage import CascadeError, Stage, hand_over
 from device.policy.costs import CostModel
 
+
 def default_threads() -> int:
     """Threads when neither --threads nor a board profile says: the cores, at most 4."""
     return max(1, min(os.cpu_count() or 1, 4))

@@ -336,4 +336,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"profiled {report['bundle']['name']} on {report['board']['name']} in "
           f"{report['duration_s']:.1f} s; wrote {', '.join(str(p) for p in written)}")
     return 0
-

@@ -23,6 +23,8 @@ from device.service.daemon import run_loop
 from device.service.watchdog import SystemdNotifier
 
 STARTED = time.perf_counter()
+
+
 def build_parser() -> Parser:
     p = Parser(prog="run_camera.py", description="dynedge camera loop: a dynamic network under a latency budget.")
     add_bundle(p)
@@ -160,4 +162,3 @@ def main(argv=None) -> int:
         if on_frame is not None:
             on_frame.close()
     return 0
-

@@ -80,4 +80,3 @@ def run_loop(source, cascade, policy, telemetry, sampler=None, stop: threading.E
             on_frame(frame, result, latency)
         frame_id += 1
     return stats
-

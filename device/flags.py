@@ -12,6 +12,8 @@
 
 `run_cli` runs a tool's main and turns a UserError into one `error:` line and its exit status.
 """
+from __future__ import annotations
+
 import argparse
 import re
 import sys

@@ -5,6 +5,8 @@
 
 `--help` lists the flags; device/profiling/profiler.py holds the measurements.
 """
+from __future__ import annotations
+
 import sys
 from pathlib import Path
 

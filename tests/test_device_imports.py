@@ -82,3 +82,35 @@ def test_no_import_cycles():
 def test_the_cycle_finder_finds_one():
     assert find_cycle({"a": ["b"], "b": ["c"], "c": ["a"], "d": []}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": ["b"], "b": [], "c": ["a", "b"]}) == []
+
+
+def pep604_or_585_annotations(tree) -> bool:
+    """Whether any annotation uses `X | Y` or a builtin generic (list[int]): Python 3.8 and 3.9
+    evaluate annotations at definition time and fail on both, unless postponed."""
+    def annotations():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                yield node.returns
+                yield from (a.annotation for a in [*node.args.args, *node.args.kwonlyargs, *node.args.posonlyargs])
+            elif isinstance(node, ast.AnnAssign):
+                yield node.annotation
+    generics = {"list", "dict", "tuple", "set", "frozenset", "type"}
+    for annotation in filter(None, annotations()):
+        for part in ast.walk(annotation):
+            if isinstance(part, ast.BinOp) and isinstance(part.op, ast.BitOr):
+                return True
+            if isinstance(part, ast.Subscript) and isinstance(part.value, ast.Name) and part.value.id in generics:
+                return True
+    return False
+
+
+def test_device_parses_and_imports_as_python_3_8_would():
+    """JetPack 5 runs Python 3.8: device/ must be 3.8 syntax, and annotations that 3.8 cannot
+    evaluate must be postponed (from __future__ import annotations)."""
+    for path in sorted(DEVICE.rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        tree = ast.parse(source, filename=str(path), feature_version=(3, 8))
+        postponed = any(isinstance(n, ast.ImportFrom) and n.module == "__future__"
+                        and any(a.name == "annotations" for a in n.names) for n in tree.body)
+        assert postponed or not pep604_or_585_annotations(tree), f"{path.relative_to(REPO)}: add " \
+            "`from __future__ import annotations` (its annotations fail on Python 3.8)"

@@ -8,13 +8,19 @@ The board is found from /proc/device-tree/model, /proc/device-tree/compatible, t
 file /etc/nv_tegra_release and platform.machine(); the match rules live in each profile's [detect]
 table, so a new board is a new TOML file and no code change.
 """
+from __future__ import annotations
+
 import dataclasses
 import os
 import platform
-import tomllib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+
+try:
+    import tomllib  # Python 3.11+
+except ImportError:  # JetPack 5 (3.8) and 6 (3.10): the same parser as a package
+    import tomli as tomllib
 
 from device.errors import UserError
 

@@ -5,6 +5,8 @@ sensor can hide the thermal zones from psutil, so /sys/class/thermal/thermal_zon
 (millidegrees C) is the fallback. No sensor gives None: a report then says "not available" and
 nothing invents a number.
 """
+from __future__ import annotations
+
 import os
 import time
 from dataclasses import dataclass

@@ -4,6 +4,8 @@ A bundle is trusted only after its manifest validates and every file it lists ma
 sha256; a refusal names the file. Nothing in a bundle is executed or unpickled: the manifest
 is JSON and the eval set is read with np.load(allow_pickle=False).
 """
+from __future__ import annotations
+
 import hashlib
 import json
 from dataclasses import dataclass

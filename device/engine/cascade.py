@@ -22,6 +22,8 @@ model's run with two clock reads. Outputs are read where the model wrote them, t
 runs inside the subnet files, the daemon preprocesses straight into the trunk's input
 (Cascade.input), and the cost model learns once per frame, after the answer.
 """
+from __future__ import annotations
+
 import os
 import time
 from pathlib import Path

@@ -20,6 +20,8 @@ dtypes on every call. device/engine/runtime.py checks those entry points (`avail
 back to the Interpreter without them. Unlike the
 Interpreter's invoke, a run holds the GIL: a grabber thread waits at most one stage for it.
 """
+from __future__ import annotations
+
 import functools
 import time
 

@@ -1,4 +1,6 @@
 """Whether a delegate (XNNPACK) runs a model file's heavy layers, read from the runtime's node list."""
+from __future__ import annotations
+
 
 HEAVY_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})  # where a frame's time goes
 

@@ -6,6 +6,8 @@ tflite-runtime 2.14 with numpy 1.26:
 
     python -m device.engine.outputs MODEL_DIR IMAGES.npy OUTPUTS.npz --runtime tflite-runtime --precision fp32
 """
+from __future__ import annotations
+
 import argparse
 import json
 import time
@@ -53,7 +55,9 @@ class ModelFile:
         self._flushes = self.stage.flushes()
 
     def __call__(self, *arrays: np.ndarray) -> list:
-        for port, array in zip(self.inputs, arrays, strict=True):
+        if len(arrays) != len(self.inputs):
+            raise ValueError(f"{self.path.name} takes {len(self.inputs)} input(s), given {len(arrays)}")
+        for port, array in zip(self.inputs, arrays):
             port.write(np.asarray(array, np.float32))
         self.invoke()
         return [self.stage.read_output(name) for name in self.output_names]

@@ -8,6 +8,8 @@ module is imported by name inside a function so that device/ never imports tenso
 module level. The thread count is always passed explicitly: the LiteRT Python interpreter
 runs one thread when none is given.
 """
+from __future__ import annotations
+
 import importlib
 
 from device.engine import compiled

@@ -7,6 +7,8 @@ Stage runs a TFLite Interpreter (tflite-runtime, tensorflow.lite, or ai-edge-lit
 Interpreter); device/engine/compiled.py's CompiledStage runs LiteRT's CompiledModel, whose buffers
 stages can share.
 """
+from __future__ import annotations
+
 import ctypes
 import functools
 import time

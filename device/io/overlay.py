@@ -1,4 +1,6 @@
 """--show: the frame with the answer drawn on it, only where a display and a GUI-enabled OpenCV exist."""
+from __future__ import annotations
+
 import os
 import sys
 

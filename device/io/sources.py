@@ -16,6 +16,8 @@ the daemon keeps running meanwhile. Files and folders are not live: nothing is d
 --fps plays them with a camera's timing (PacedSource).
 Frames that cannot be decoded are skipped and counted as bad.
 """
+from __future__ import annotations
+
 import glob
 import logging
 import re

@@ -12,6 +12,8 @@ fault in native code) can lose the lines of the last 50 ms. The summary goes to 
 mean and p95 latency against the budget, exit mix, drops, temperature). Latencies are kept in
 a ring allocated at start, so memory does not grow with frames.
 """
+from __future__ import annotations
+
 import array
 import json
 import sys

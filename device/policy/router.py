@@ -22,6 +22,8 @@ subnet: higher q means more early exits, a cheaper frame.
 
 Sensors and the clock are injected so that tests drive the router with fakes.
 """
+from __future__ import annotations
+
 import math
 from collections import deque
 from dataclasses import dataclass

@@ -4,6 +4,8 @@ matplotlib is not a device dependency: it is imported inside the functions, and 
 matplotlib_available() first. Every function takes report dicts (the report.json schema written
 by device/profiling/report.py) and a path, so the host can redraw a board's plots from its JSON.
 """
+from __future__ import annotations
+
 import importlib.util
 from pathlib import Path
 

@@ -12,6 +12,8 @@ the camera daemon runs, so a frame's latency here is the daemon's (preprocess + 
 It writes profiles/reports/<board>/<bundle>/report.{json,md} (+ PNG plots when matplotlib is
 installed; otherwise the report says how to draw them on the host).
 """
+from __future__ import annotations
+
 import io
 import platform
 import resource

@@ -5,6 +5,8 @@ then detail tables. Every figure has its unit in the row or the column header, a
 column says whether it was measured on this board by this run or copied from the bundle manifest
 (host figures): the two are never mixed silently.
 """
+from __future__ import annotations
+
 import json
 from pathlib import Path
 

@@ -4,6 +4,8 @@ Like TFLite's benchmark_model, the first call, the warm-up calls and the steady-
 kept apart: the first call pays for lazy allocation and cold caches and must not leak into the
 steady-state percentiles.
 """
+from __future__ import annotations
+
 import time
 
 import numpy as np

@@ -4,6 +4,8 @@ Bad input ends with one line starting with 'error:' and exit status 2 (device/fl
 SIGINT and SIGTERM finish the current frame, flush the log and exit 0. Under systemd
 (Type=notify) it reports READY=1 and feeds the watchdog; see device/service/systemd/.
 """
+from __future__ import annotations
+
 import logging
 import os
 import signal

@@ -5,6 +5,8 @@ benchmarks drive this loop with their own.
 A frame's latency runs from the moment the source hands it over to the moment the answer is
 known (preprocessing + cascade); that is what the budget and the router see.
 """
+from __future__ import annotations
+
 import threading
 import time
 from dataclasses import dataclass

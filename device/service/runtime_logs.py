@@ -7,6 +7,8 @@ them. So file descriptor 2 becomes a pipe read by a thread that passes on every 
 while Python's own sys.stderr (the summary lines, log records, tracebacks) keeps writing to the
 original descriptor directly, so nothing of ours waits on the thread or is lost at exit.
 """
+from __future__ import annotations
+
 import os
 import re
 import sys

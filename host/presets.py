@@ -14,7 +14,8 @@ camera photographs at a camera loop's input side (Imagenette, a user's own photo
        resized crops and flips, label smoothing, progressive resizing (3/4 of the side for the
        first 1.5 epochs). 96 px: at equal training compute it beat 128 px (more epochs for the same
        time) in bench/results/camera_preset_probes.md; 6 epochs keep the whole build on
-       Imagenette under 20 minutes on a 2-core CPU (bench/results/build_camera.md).
+       Imagenette under 20 minutes on a 2-core CPU (14.3 min from an empty cache,
+       bench/results/build_camera_int8_per_tensor.md).
 """
 PRESETS = {
     "quick": {"img_size": 32, "epochs": 1.5, "batch_size": 32, "lr": 0.05, "warmup_epochs": 0.1,

@@ -38,7 +38,7 @@ def probe(name: str, flags: list, data: str, runs: Path) -> dict:
                               "--checkpoint-out", str(runs / name), *flags])
     result = run_training(args)
     subnets = [{"index": c["index"], "mmacs": c["macs_cumulative"] / 1e6, "test_top1": acc}
-               for c, acc in zip(result.costs["subnets"], result.accuracy)]
+               for c, acc in zip(result.costs["exits"], result.accuracy)]
     return {"name": name, "flags": flags, "img_size": result.net.cfg.img_size, "subnets": subnets,
             "seconds": result.seconds, "data": result.splits.describe(), "command": command_line(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}

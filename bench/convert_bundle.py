@@ -32,17 +32,19 @@ import numpy as np  # noqa: E402
 
 from bench.results_files import command_line, write_results  # noqa: E402
 from device.flags import Parser, add_out, add_threads, run_cli  # noqa: E402
-from converters.export import export_fp32, export_monolith  # noqa: E402
+from converters.export import export_stages, stage_entries  # noqa: E402
 from converters.flatbuffer import KINDS, anatomy  # noqa: E402
 from converters.parity import measure, torch_reference  # noqa: E402
 from converters.quantize import export_int8  # noqa: E402
+from device.bundle.ladder import ladder_from  # noqa: E402
 from device.engine import Cascade  # noqa: E402
 from device.engine.outputs import ModelFile  # noqa: E402
 from device.profiling import median_ms  # noqa: E402
-from host import checkpoint  # noqa: E402
+from host import checkpoint, methods  # noqa: E402
 from host.build import INT8_CALIB_IMAGES  # noqa: E402
 from host.calibrate import calibrate, initial_thresholds  # noqa: E402
-from host.complexity import subnet_costs  # noqa: E402
+from host.complexity import ladder_costs  # noqa: E402
+from host.methods.concat import export_monolith  # noqa: E402
 from host.data import load_cifar_like  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,25 +68,24 @@ def interleaved_latency(candidates: dict, image: np.ndarray, rounds: int, repeat
     return {name: float(np.median(v)) for name, v in samples.items()}
 
 
-def total_bytes(files) -> int:
-    return sum(p.stat().st_size for p in [files.trunk, *files.subnets])
+def total_bytes(files: dict) -> int:
+    return sum(p.stat().st_size for p in files.values())
 
 
-def bytes_by_kind(files) -> dict:
-    """converters.flatbuffer.anatomy summed over trunk + subnets."""
-    parts = [anatomy(p) for p in [files.trunk, *files.subnets]]
+def bytes_by_kind(files: dict) -> dict:
+    """converters.flatbuffer.anatomy summed over every stage's file."""
+    parts = [anatomy(p) for p in files.values()]
     return {kind: sum(p[kind] for p in parts) for kind in KINDS}
 
 
-def tflite_runtime_top1(work: Path, exported: dict, images: np.ndarray, labels: np.ndarray) -> dict:
+def tflite_runtime_top1(work: Path, ladder: dict, exported: dict, images: np.ndarray, labels: np.ndarray) -> dict:
     """Largest subnet's top-1 per precision under tflite-runtime 2.14 (.venv-tflrt), {} when it is not set up.
 
     Runs the board engine there as a module, as tests/test_tflite_runtime_compat.py does."""
     if not TFLRT_PYTHON.exists():
         return {}
-    (work / "manifest.json").write_text(json.dumps({"precisions": {
-        name: {"trunk": str(f.trunk.relative_to(work)), "subnets": [str(p.relative_to(work)) for p in f.subnets]}
-        for name, f in exported.items()}}))
+    (work / "manifest.json").write_text(json.dumps({**ladder, "precisions": {
+        name: {"files": {stage: str(p.relative_to(work)) for stage, p in f.items()}} for name, f in exported.items()}}))
     np.save(work / "images.npy", images)
     top1 = {}
     for name in exported:
@@ -108,21 +109,25 @@ def run(args) -> dict:
     net.eval()
     splits = load_cifar_like(args.data, net.cfg.img_size, limit_train=INT8_CALIB_IMAGES, calib_size=args.calib_size,
                              seed=0, limit_test=args.limit_test)
-    costs = subnet_costs(net)
+    plan = methods.get(net.cfg.method).export_plan(net)
+    costs = ladder_costs(plan)
     calibration = calibrate(net, splits.calib, costs, device="cpu")
     thresholds = initial_thresholds(calibration)
+    ladder = {"stages": stage_entries(plan, {n: c["macs"] for n, c in costs["stages"].items()}), "exits": costs["exits"]}
     with tempfile.TemporaryDirectory(prefix="dynedge-bench-") as work:
         work = Path(work)
-        fp32, fp32_s = timed(export_fp32, net, work)
+        fp32, fp32_s = timed(export_stages, plan, work)
         calib = splits.train.images[:INT8_CALIB_IMAGES]
-        int8, int8_s = timed(export_int8, net, calib, work)
-        per_channel = export_int8(net, calib, work / "per_channel", per_channel=True)
+        int8, int8_s = timed(export_int8, plan, calib, work)
+        per_channel = export_int8(plan, calib, work / "per_channel", per_channel=True)
         monolith, monolith_s = timed(export_monolith, net, work / "monolith.tflite")
         exported = {"fp32": fp32, "int8": int8, "int8_per_channel": per_channel}
-        engines = {name: Cascade.from_files(f.trunk, f.subnets, net.cfg.num_classes, threads=args.threads)
+        engines = {name: Cascade.from_ladder(ladder_from(ladder["stages"], ladder["exits"],
+                                                         {n: str(p.relative_to(work)) for n, p in f.items()}, work,
+                                                         net.cfg.num_classes), threads=args.threads)
                    for name, f in exported.items()}
         reference = torch_reference(net, splits.test.images)
-        parity = {name: measure(net, engine, splits.test.images, splits.test.labels, thresholds, reference)
+        parity = {name: measure(engine, reference, splits.test.images, splits.test.labels, thresholds)
                   for name, engine in engines.items()}
         mono = ModelFile(monolith, threads=args.threads)
         image = splits.test.images[:1].astype(np.float32)
@@ -135,10 +140,10 @@ def run(args) -> dict:
             "int8_per_channel_cascade": engines["int8_per_channel"].run_all, "monolith_fp32": mono,
             "fp32_split_invoke_only": lambda _: [run() for run in runs["fp32"]],
             "int8_split_invoke_only": lambda _: [run() for run in runs["int8"]],
-            "monolith_invoke_only": lambda _: mono.invoke()}, image, args.rounds, args.repeats)
+            "monolith_invoke_only": lambda _: mono.stage.run()}, image, args.rounds, args.repeats)
         sizes = {**{name: total_bytes(f) for name, f in exported.items()}, "monolith": monolith.stat().st_size}
         kinds = {name: bytes_by_kind(f) for name, f in exported.items()}
-        tflrt = tflite_runtime_top1(work, exported, splits.test.images, splits.test.labels)
+        tflrt = tflite_runtime_top1(work, ladder, exported, splits.test.images, splits.test.labels)
     largest = {name: list(p[0].values())[-1]["top1"] for name, p in parity.items()}
     cascade = {name: p[1]["top1"] for name, p in parity.items()}
     results = {

@@ -109,7 +109,7 @@ def ms(values):
 def export_monolith(checkpoint: Path, out: Path) -> Path:
     """The largest subnet in one file, exported host-side in a child process (torch stays out of this one)."""
     code = ("import sys; sys.path.insert(0, %r)\n"
-            "from host.checkpoint import load\nfrom converters.export import export_monolith\n"
+            "from host.checkpoint import load\nfrom host.methods.concat import export_monolith\n"
             "from pathlib import Path\nnet, _ = load(%r)\nexport_monolith(net, Path(%r))\n") % (
         str(REPO), str(checkpoint), str(out))
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=900)
@@ -137,9 +137,8 @@ def bench_cache(cascade, bundle, inputs, threads, monolith, rounds):
 
     def scratch(x):
         for top in range(1, K + 1):
-            cascade.run_trunk(x)
-            for k in range(1, top + 1):
-                cascade.run_subnet(k)
+            cascade.set_image(x)
+            cascade.run_exit(top)
 
     methods = {"cached_escalation_to_K": cached, "standalone_subnet_K": standalone, "scratch_1_to_K": scratch}
     times = {name: [] for name in methods}
@@ -205,25 +204,25 @@ def bench_overhead(bundle, frames, inputs, threads, profile, rounds, seconds):
     speed drifts from one second to the next. fp32, whose wall-time figure the target uses, is
     measured twice: in wall time, and in this thread's CPU time (with one interpreter thread the
     invokes run on it), which leaves out time spent preempted by other processes on a shared
-    host; where the runtime is LiteRT's CompiledModel, once more with its Interpreter stages,
-    which copy the trunk tensor and the features into every subnet. Each wall-time median round
+    host; where the engine takes the fast path (tensors bound in the interpreter's arena), once
+    more with the documented-API stages (set_tensor, invoke, get_tensor), the default elsewhere. Each wall-time median round
     is then replayed by a bare loop (hand_over_s)."""
     out = {"includes": "tensor hand-over, exit decisions, deadline guard, cost model, router update, sensor "
                        "polls, JSON line to a log file", "rounds": rounds, "round_seconds": seconds,
            "clock_read_us": {clock.__name__: 1e6 * min(timeit.repeat(clock, number=100_000, repeat=5)) / 100_000
                              for clock in (time.perf_counter, time.thread_time)},
            "precisions": {}}
-    compiled = Cascade(bundle, threads=threads).runtime_name == "litert"
+    fast = Cascade(bundle, threads=threads).fast_path
     limits = ThermalLimits(profile.soft_throttle_c, profile.hard_throttle_c)
     for precision in bundle.precisions():
         variants = {"wall": (time.perf_counter, None)}
         if precision == "fp32":
             variants["cpu"] = (time.thread_time, None)
-            if compiled:
-                variants["wall, Interpreter stages"] = (time.perf_counter, "litert-interpreter")
+            if fast:
+                variants["wall, public API stages"] = (time.perf_counter, False)
         out["precisions"][precision] = {}
-        for name, (clock, runtime) in variants.items():
-            cascade = Cascade(bundle, runtime=runtime, threads=threads, clock=clock, precision=precision)
+        for name, (clock, fast_path) in variants.items():
+            cascade = Cascade(bundle, threads=threads, clock=clock, precision=precision, fast=fast_path)
             cascade.warm_up()
             runs = []
             for _ in range(rounds):
@@ -233,7 +232,7 @@ def bench_overhead(bundle, frames, inputs, threads, profile, rounds, seconds):
             fractions = [run["stats"].overhead_s / run["stats"].loop_s for run in runs]
             run = runs[int(np.argsort(fractions)[len(runs) // 2])]
             s = run["stats"]
-            measured = {"runtime": cascade.runtime_name, "frames": s.frames,
+            measured = {"runtime": cascade.runtime_name, "fast_path": cascade.fast_path, "frames": s.frames,
                         "mean_frame_ms": 1e3 * s.loop_s / s.frames,
                         "overhead_us_per_frame": 1e6 * s.overhead_s / s.frames,
                         "overhead_fraction": s.overhead_s / s.loop_s,
@@ -249,8 +248,8 @@ def bench_overhead(bundle, frames, inputs, threads, profile, rounds, seconds):
 def hand_over_s(cascade, inputs, exits):
     """Mean non-invoke seconds per frame of a bare loop over the same images and exits as a
     router run. It does only what the split bundle needs around the invokes: the tensor moves
-    between stages (the image into the runtime where it has its own buffers, the trunk tensor
-    and [f_1..f_{k-1}] where they are not shared) and the call of each stage; no guard,
+    between stages (the image where a stage does not read it in place, the trunk tensor and
+    [f_1..f_{k-1}] for concat) and the call of each stage; no guard,
     exit decision, router or log. The image is preprocessed into Cascade.input untimed, as the
     daemon's preprocessing counts apart. Its own for loop is counted in it
     too, so it slightly overstates the floor."""
@@ -259,9 +258,8 @@ def hand_over_s(cascade, inputs, exits):
     for x, exit_k in zip(inputs, exits):
         np.copyto(cascade.input, x)
         start = clock()
-        invokes = cascade.run_trunk(cascade.input)
-        for k in range(1, exit_k + 1):
-            invokes += cascade.step(k)
+        cascade.set_image(cascade.input)
+        invokes = sum(cascade.run_exit(k) for k in range(1, exit_k + 1))
         non_invoke += clock() - start - invokes
     return non_invoke / len(exits)
 
@@ -470,13 +468,13 @@ def report_md(r, command):
         "for the wall clock, and those reads count as overhead. Hand-over: "
         "the non-invoke time of a bare loop over the same images and exits that only moves the tensors "
         "between stages and calls each stage (no exit decision, guard, router or log); rest = overhead - "
-        "hand-over. Runtime litert = LiteRT's CompiledModel, whose subnets read the trunk's output buffer "
-        "and subnet k the features buffer of subnet k-1; litert-interpreter = its Interpreter, which copies "
-        "both into each subnet that runs.", "",
-        "| precision | clock | runtime | frames | mean frame ms | overhead us | overhead / frame | hand-over us "
+        "hand-over. fast path = the engine's stages bound to the tensors in the interpreter's arena (a run is "
+        "one invoke); public API = the documented set_tensor/invoke/get_tensor, which copies every input "
+        "in and every output out.", "",
+        "| precision | clock | runtime (path) | frames | mean frame ms | overhead us | overhead / frame | hand-over us "
         "| rest / frame | rounds' overhead / frame |",
         "|---|---|---|---|---|---|---|---|---|---|",
-        *[f"| {precision} | {name} | {m['runtime']} | {m['frames']} | {m['mean_frame_ms']:.3f} | "
+        *[f"| {precision} | {name} | {m['runtime']} ({'fast' if m.get('fast_path') else 'public API'}) | {m['frames']} | {m['mean_frame_ms']:.3f} | "
           f"{m['overhead_us_per_frame']:.1f} | {100 * m['overhead_fraction']:.2f}% | "
           + (f"{m['hand_over_us_per_frame']:.1f} | {100 * m['rest_fraction']:.2f}% |" if "hand_over_us_per_frame" in m
              else "- | - |") + " " + ", ".join(f"{100 * f:.2f}%" for f in sorted(m["round_fractions"])) + " |"

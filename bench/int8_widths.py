@@ -22,11 +22,12 @@ import torch  # noqa: E402
 from bench.convert_bundle import hardware  # noqa: E402
 from bench.results_files import command_line, write_results  # noqa: E402
 from device.flags import Parser, add_out, add_threads, run_cli  # noqa: E402
-from converters.export import SubnetExport, TrunkExport, convert_module, sample_inputs  # noqa: E402
+from converters.export import convert_module  # noqa: E402
 from converters.flatbuffer import anatomy  # noqa: E402
 from converters.quantize import calibration_inputs, quantize_module  # noqa: E402
 from device.engine.outputs import ModelFile  # noqa: E402
 from device.profiling import median_ms  # noqa: E402
+from host.methods.concat import CONCAT, SubnetExport, TrunkExport, sample_inputs  # noqa: E402
 from host.network import DynamicNet, NetConfig  # noqa: E402
 
 CALIB_IMAGES = 32
@@ -43,7 +44,7 @@ def interleaved_invoke_ms(files: dict, rounds: int, repeats: int) -> dict:
     samples = {name: [] for name in files}
     for _ in range(rounds):
         for name, f in files.items():
-            samples[name].append(median_ms(f.invoke, warmup=5, runs=repeats))
+            samples[name].append(median_ms(f.stage.run, warmup=5, runs=repeats))
     return {name: float(np.median(v)) for name, v in samples.items()}
 
 
@@ -51,7 +52,7 @@ def measure_width(width: float, img_size: int, threads: int, rounds: int, repeat
     torch.manual_seed(0)
     net = DynamicNet(NetConfig(arch="mobilenet", img_size=img_size, widths=[width])).eval()
     images = np.random.default_rng(0).integers(0, 256, (CALIB_IMAGES, img_size, img_size, 3)).astype(np.float32)
-    samples = calibration_inputs(net, images)
+    samples = calibration_inputs(CONCAT.export_plan(net), images)
     with tempfile.TemporaryDirectory(prefix="dynedge-widths-") as work:
         work = Path(work)
         paths = {"trunk": export_pair(TrunkExport(net), sample_inputs(net, None), samples["trunk"], work, "trunk"),

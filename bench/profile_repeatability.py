@@ -38,7 +38,8 @@ def run_profile(bundle: Path, out: Path, extra: list[str]) -> tuple[dict, float]
 
 def median_rows(a: dict, b: dict) -> list[tuple[str, float, float, float]]:
     """(figure, run 1 ms, run 2 ms, relative difference) for every per-subnet median."""
-    rows = [("trunk p50", a["trunk"]["latency_ms"]["p50"], b["trunk"]["latency_ms"]["p50"])]
+    rows = [(f"stage {sa['name']} p50", sa["latency_ms"]["p50"], sb["latency_ms"]["p50"])
+            for sa, sb in zip(a["stages"], b["stages"])]
     for sa, sb in zip(a["subnets"], b["subnets"]):
         for kind in ("incremental", "cumulative"):
             rows.append((f"subnet {sa['index']} {kind} p50", sa[f"{kind}_ms"]["p50"],

@@ -69,7 +69,7 @@ def pct(x: float) -> str:
 
 
 def markdown(report: dict) -> str:
-    costs, subnets = report["costs"], report["costs"]["subnets"]
+    costs, subnets = report["costs"], report["costs"]["exits"]
     largest = subnets[-1]["macs_cumulative"]
     hw = report["hardware"]
     lines = [f"# Training benchmark: preset `{report['preset']}`, arch `{report['arch']}`, {report['dataset']}", "",
@@ -81,13 +81,14 @@ def markdown(report: dict) -> str:
              f"{report['counts']['test']} test images. Wall time (s): " +
              ", ".join(f"{k} {v:.0f}" for k, v in report["seconds"].items()) + ".", "",
              "## Subnets (test top-1; MACs from torch FlopCounterMode, batch 1)", "",
-             "| subnet | MMACs incremental | MMACs cumulative | % of largest | params cumulative | test top-1 "
+             "| subnet | MMACs incremental | MMACs cumulative | % of largest | params | test top-1 "
              "| calib top-1 |",
              "|---:|---:|---:|---:|---:|---:|---:|",
-             f"| trunk | {costs['trunk']['macs'] / 1e6:.2f} | | | {costs['trunk']['params']:,} | | |"]
-    for sub, acc, cal in zip(subnets, report["test_top1"], report["calibration"]["subnets"]):
+             *[f"| stage {name} | {cost['macs'] / 1e6:.2f} | | | {cost['params']:,} | | |"
+               for name, cost in costs["stages"].items()]]
+    for sub, acc, cal in zip(subnets, report["test_top1"], report["calibration"]["exits"]):
         lines.append(f"| {sub['index']} | {sub['macs_incremental'] / 1e6:.2f} | {sub['macs_cumulative'] / 1e6:.2f} | "
-                     f"{100 * sub['macs_cumulative'] / largest:.0f}% | {sub['params_cumulative']:,} | {pct(acc)} | "
+                     f"{100 * sub['macs_cumulative'] / largest:.0f}% | {sub['params']:,} | {pct(acc)} | "
                      f"{pct(cal['calib_accuracy'])} |")
     router = report["calibration"]["router"]
     lines += ["", "## Cascade on the test split (thresholds from the calibration quantiles)", "",

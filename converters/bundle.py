@@ -1,4 +1,4 @@
-"""The bundle writer: dist/<arch>-<dataset>/ and its .tar.gz (shared/DESIGN.md section 5).
+"""The bundle writer: dist/<arch>-<dataset>[-<method>]/ and its .tar.gz (shared/DESIGN.md section 5).
 
 Everything is written into a hidden temporary folder beside the destination and renamed into
 place only when complete, so an interrupted build never leaves a folder that looks like a
@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 EVAL_FILE = "eval.npz"
 BUNDLE_README = """# dynedge bundle: {name}
 
-{arch} on {dataset}, {k} subnets, input {size}x{size} RGB. Precisions: {precisions}.
+{arch} on {dataset}, method {method}, {k} exits, input {size}x{size} RGB. Precisions: {precisions}.
 
 ## Install on the board
 
@@ -64,10 +64,10 @@ python3-picamera2`), and a Jetson CSI camera JetPack's GStreamer-enabled OpenCV:
 files do not match. `model/eval.npz` holds {eval_count} labeled test images (uint8 RGB) for
 measuring accuracy on the board.
 
-## Subnets
+## Exits
 
-| subnet | MACs (cumulative) | params (cumulative) | top-1 (PyTorch) |
-|---|---|---|---|
+| exit | stages | MACs (alone) | MACs (after exits below) | params | top-1 (PyTorch) |
+|---|---|---|---|---|---|
 {rows}
 """
 
@@ -78,32 +78,28 @@ class BundleExistsError(UserError, FileExistsError):
 
 @dataclass
 class PrecisionFiles:
-    """One precision's exported files and their parity figures."""
-    trunk: Path
-    subnets: list
+    """One precision's exported files ({stage name: path}) and their parity figures."""
+    files: dict
     parity: dict
     cascade: dict = field(default_factory=dict)
 
 
 @dataclass
 class BundleSpec:
-    """What goes into a bundle; `subnets` entries follow device/bundle/manifest.py's subnet schema."""
+    """What goes into a bundle; `stages` and `exits` entries follow device/bundle/manifest.py."""
+    name: str                  # the bundle folder's name, e.g. mobilenet-imagenette-slimmable
+    method: str
     arch: str
     dataset: str
     labels: list
     img_size: int
-    trunk_shape: tuple
-    trunk_costs: dict          # {"macs", "params"}
-    subnets: list
+    stages: list
+    exits: list
     router: dict
     precisions: dict           # name -> PrecisionFiles, "fp32" first
     eval_images: np.ndarray    # (N, H, W, 3) uint8 RGB
     eval_labels: np.ndarray
     data: dict = field(default_factory=dict)  # host.data.Splits.describe(): split sizes and how
-
-    @property
-    def name(self) -> str:
-        return f"{self.arch}-{self.dataset}"
 
 
 def manifest_for(spec: BundleSpec, model_dir: Path) -> dict:
@@ -114,6 +110,7 @@ def manifest_for(spec: BundleSpec, model_dir: Path) -> dict:
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "method": spec.method,
         "arch": spec.arch,
         "dataset": spec.dataset,
         "data": spec.data,
@@ -121,11 +118,11 @@ def manifest_for(spec: BundleSpec, model_dir: Path) -> dict:
         "input": {"height": spec.img_size, "width": spec.img_size, "channels": 3, "layout": "NHWC",
                   "color": "RGB", "dtype": "float32", "range": [0, 255],
                   "mean_rgb": list(MEAN_RGB), "std_rgb": list(STD_RGB)},
-        "trunk": {"output_shape": list(spec.trunk_shape), "layout": "NHWC", **spec.trunk_costs},
-        "subnets": spec.subnets,
+        "stages": spec.stages,
+        "exits": spec.exits,
         "precisions": {
-            name: {"trunk": p.trunk.name, "subnets": [s.name for s in p.subnets],
-                   "parity": p.parity, "cascade": p.cascade}
+            name: {"files": {stage: path.name for stage, path in p.files.items()}, "parity": p.parity,
+                   "cascade": p.cascade}
             for name, p in spec.precisions.items()
         },
         "files": files,
@@ -137,9 +134,10 @@ def manifest_for(spec: BundleSpec, model_dir: Path) -> dict:
 
 def readme_for(spec: BundleSpec) -> str:
     rows = "\n".join(
-        f"| {s['index']} | {s['macs_cumulative'] / 1e6:.1f} M | {s['params_cumulative'] / 1e6:.2f} M "
-        f"| {s['accuracy']:.2%} |" for s in spec.subnets)
-    return BUNDLE_README.format(name=spec.name, arch=spec.arch, dataset=spec.dataset, k=len(spec.subnets),
+        f"| {e['index']} | {' + '.join(e['stages'])} | {e['macs_alone'] / 1e6:.1f} M | {e['macs_cumulative'] / 1e6:.1f} M "
+        f"| {e['params'] / 1e6:.2f} M | {e['accuracy']:.2%} |" for e in spec.exits)
+    return BUNDLE_README.format(name=spec.name, arch=spec.arch, dataset=spec.dataset, method=spec.method,
+                                k=len(spec.exits),
                                 size=spec.img_size, precisions=", ".join(spec.precisions),
                                 eval_count=len(spec.eval_labels), rows=rows)
 
@@ -154,7 +152,7 @@ def fill(stage: Path, spec: BundleSpec) -> None:
     model_dir = stage / "model"
     model_dir.mkdir()
     for precision in spec.precisions.values():
-        for path in [precision.trunk, *precision.subnets]:
+        for path in precision.files.values():
             shutil.copy2(path, model_dir / path.name)
     np.savez_compressed(model_dir / EVAL_FILE, images=spec.eval_images.astype(np.uint8),
                         labels=spec.eval_labels.astype(np.int64))
@@ -169,7 +167,7 @@ def refuse_existing(path: Path, force: bool) -> None:
 
 
 def write_bundle(spec: BundleSpec, out_root: Path, force: bool = False) -> tuple:
-    """Write <out_root>/<arch>-<dataset>/ and its .tar.gz atomically; return (folder, archive)."""
+    """Write <out_root>/<spec.name>/ and its .tar.gz atomically; return (folder, archive)."""
     dest = Path(out_root) / spec.name
     archive = dest.with_name(dest.name + ".tar.gz")
     refuse_existing(dest, force)

@@ -1,12 +1,11 @@
 """Parity of the exported files with PyTorch on real test images; the build stops when it fails.
 
-Every file is run through the board's own engine (device.engine.Cascade, in ai-edge-litert: the
-trunk, then subnet k on the cached trunk tensor and TFLite's own f_1..f_{k-1}) and compared
-with PyTorch:
-max abs logit difference, top-1 agreement, and agreement of the cascade's exit decision at the
-calibrated router setting, taken as the board takes it: from the entropy each subnet file
-computes itself (its exit statistics output). trunk.tflite is judged by feeding its tensor to
-PyTorch's subnets, so a trunk fault is named as such and not blamed on subnet_1.
+Every exit is run through the board's own engine (device.engine.Cascade, in ai-edge-litert: the
+stages that exit needs, on the outputs earlier stages left, as a frame escalating through the
+ladder runs them) and compared with PyTorch's logits of that exit: max abs logit difference,
+top-1 agreement, and agreement of the cascade's exit decision at the calibrated router setting,
+taken as the board takes it: from the entropy each answering file computes itself (its exit
+statistics output). The figures are keyed by the answering file's name.
 """
 from dataclasses import dataclass
 
@@ -32,42 +31,15 @@ class Thresholds:
     int8_top1_drop: float = 0.01             # int8 top-1 may be at most 1.0 pp under fp32's
 
 
-@dataclass
-class Reference:
-    """PyTorch outputs on the parity images: trunk tensor (N, h, w, C) and logits (K, N, classes)."""
-    trunk: np.ndarray
-    logits: np.ndarray
-
-
 @torch.no_grad()
-def torch_reference(net, images: np.ndarray, batch: int = 250) -> Reference:
+def torch_reference(net, images: np.ndarray, batch: int = 250) -> np.ndarray:
+    """PyTorch's logits of every exit on the parity images: (K, N, classes)."""
     net.eval()
-    trunks, logits = [], []
+    chunks = []
     for start in range(0, len(images), batch):
         x = torch.from_numpy(images[start:start + batch]).float().permute(0, 3, 1, 2)
-        t = net.trunk(x)
-        trunks.append(t.permute(0, 2, 3, 1).numpy())
-        logits.append(np.stack([lg.numpy() for lg in subnet_logits(net, t)]))
-    return Reference(np.concatenate(trunks), np.concatenate(logits, axis=1))
-
-
-@torch.no_grad()
-def torch_logits_from_trunk(net, trunk_nhwc: np.ndarray, batch: int = 250) -> np.ndarray:
-    """PyTorch subnets on a given (e.g. TFLite) trunk tensor: logits (K, N, classes)."""
-    out = []
-    for start in range(0, len(trunk_nhwc), batch):
-        t = torch.from_numpy(trunk_nhwc[start:start + batch]).permute(0, 3, 1, 2)
-        out.append(np.stack([lg.numpy() for lg in subnet_logits(net, t)]))
-    return np.concatenate(out, axis=1)
-
-
-def subnet_logits(net, t: torch.Tensor) -> list:
-    """logits_1..K through net.subnet_step with the cache, exactly as the exported files chain."""
-    cached, logits = None, []
-    for k in range(1, net.num_subnets + 1):
-        cached, lg = net.subnet_step(t, cached, k)
-        logits.append(lg)
-    return logits
+        chunks.append(np.stack([lg.numpy() for lg in net(x)]))
+    return np.concatenate(chunks, axis=1)
 
 
 def cascade_exits(logits: np.ndarray, thresholds) -> np.ndarray:
@@ -85,35 +57,30 @@ def compare(ref_logits: np.ndarray, got_logits: np.ndarray, labels: np.ndarray) 
     }
 
 
-def measure(net, cascade: Cascade, images: np.ndarray, labels: np.ndarray, exit_thresholds,
-            reference: Reference | None = None, min_images: int = MIN_PARITY_IMAGES) -> tuple:
-    """(per-file parity {file name: figures}, whole-cascade figures) of one precision."""
+def measure(cascade: Cascade, reference: np.ndarray, images: np.ndarray, labels: np.ndarray, exit_thresholds,
+            min_images: int = MIN_PARITY_IMAGES) -> tuple:
+    """(per answering file {file name: figures}, whole-cascade figures) of one precision, against
+    PyTorch's `reference` logits (K, N, classes) of the same images."""
     if len(images) < min_images:
         raise ValueError(f"parity needs >= {min_images} images, got {len(images)}")
-    reference = reference or torch_reference(net, images)
-    trunk_tfl, logits_tfl, stats_tfl = exit_outputs(cascade, images)
-    ref_exit = cascade_exits(reference.logits, exit_thresholds)
+    logits_tfl, stats_tfl = exit_outputs(cascade, images)
+    ref_exit = cascade_exits(reference, exit_thresholds)
     got_exit = exit_subnets(stats_tfl[..., 0], exit_thresholds)
-
-    via_trunk = torch_logits_from_trunk(net, trunk_tfl)
-    files = {cascade.trunk.path.name: {
-        **compare(reference.logits[-1], via_trunk[-1], labels),
-        "exit_agreement": float((cascade_exits(via_trunk, exit_thresholds) == ref_exit).mean()),
-    }}
-    ref_entropy = softmax_entropy(reference.logits)
-    for k, subnet in enumerate(cascade.subnets):
-        figures = compare(reference.logits[k], logits_tfl[k], labels)
+    ref_entropy = softmax_entropy(reference)
+    files = {}
+    for k in range(cascade.num_subnets):
+        figures = compare(reference[k], logits_tfl[k], labels)
         figures["max_abs_entropy_diff"] = float(np.abs(stats_tfl[k, :, 0] - ref_entropy[k]).max())
-        # does the cascade decide "answer at subnet k+1" for the same images as PyTorch?
+        # does the cascade decide "answer at exit k+1" for the same images as PyTorch?
         figures["exit_agreement"] = float(((got_exit == k) == (ref_exit == k)).mean())
-        files[subnet.path.name] = figures
+        files[cascade.answer_file(k + 1)] = figures
     answer_tfl = logits_tfl[got_exit, np.arange(len(labels))].argmax(-1)
-    cascade = {
+    whole = {
         "exit_agreement": float((got_exit == ref_exit).mean()),
         "top1": float((answer_tfl == labels).mean()),
         "images": int(len(labels)),
     }
-    return files, cascade
+    return files, whole
 
 
 def check_fp32(parity: dict, limits: Thresholds = Thresholds()) -> None:
@@ -131,7 +98,7 @@ def check_fp32(parity: dict, limits: Thresholds = Thresholds()) -> None:
 def check_int8(parity: dict, fp32_parity: dict, limits: Thresholds = Thresholds()) -> None:
     """Raise ParityError naming the first int8 file whose top-1 falls more than the allowed drop under fp32's.
 
-    Files are matched by position (trunk, subnet_1..K) since int8 names differ from fp32's.
+    Files are matched by position (exit 1..K) since int8 names differ from fp32's.
     """
     for (name, f), fp32 in zip(parity.items(), fp32_parity.values()):
         if f["top1"] < fp32["top1"] - limits.int8_top1_drop:

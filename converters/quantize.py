@@ -1,8 +1,9 @@
 """int8 post-training quantization through litert-torch's PT2E path, calibrated on real images.
 
 Static int8: symmetric weights, per-tensor activations observed with histograms on real
-training images. Each file (trunk, subnet_k) is calibrated on the inputs it meets on the board:
-images for the trunk, the float trunk tensor and cached features for subnet k. The image input
+training images. Each stage's file is calibrated on the inputs it meets on the board: images
+where it takes the image, else the float outputs of the stages that feed it (for concat: the
+trunk tensor and cached features for subnet k). The image input
 stays float32, but litert-torch folds boundary quantize/dequantize ops into the signature, so the
 trunk tensor, f_k and logits can be int8 with a (scale, zero point): the runtime (de)quantizes
 them, as the board engine's stages do (device/engine/stage.py, Port).
@@ -26,31 +27,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from converters.export import ExitStatistics, ExportedFiles, SubnetExport, TrunkExport, convert_module
+from converters.export import ExitStatistics, convert_module
+from device.bundle.manifest import IMAGE
 
 INT8_SUFFIX = "_int8"
 
 
-def int8_name(fp32_name: str) -> str:
-    """trunk.tflite -> trunk_int8.tflite."""
-    stem, ext = fp32_name.rsplit(".", 1)
-    return f"{stem}{INT8_SUFFIX}.{ext}"
-
-
 @torch.no_grad()
-def calibration_inputs(net, images: np.ndarray) -> dict:
-    """Per module name, the list of one-image input tuples it sees on the board (float32, NHWC)."""
-    net.eval()
-    x = torch.from_numpy(images).float()
-    trunk = TrunkExport(net)(x)
-    inputs = {"trunk": [(img[None],) for img in x]}
-    cached = None
-    for k in range(1, net.num_subnets + 1):
-        if cached is None:
-            inputs[f"subnet_{k}"] = [(t[None],) for t in trunk]
-        else:
-            inputs[f"subnet_{k}"] = [(t[None], c[None]) for t, c in zip(trunk, cached)]
-        cached = SubnetExport(net, k)(trunk, cached)[0]
+def calibration_inputs(plan, images: np.ndarray) -> dict:
+    """Per stage name, the list of one-image input tuples it sees on the board (float32, NHWC),
+    running the plan's stages in order on `images` (N, H, W, 3)."""
+    outputs = {IMAGE: torch.from_numpy(images).float()}
+    inputs = {}
+    for stage in plan.stages:
+        feeds = [outputs[source] for source in stage.inputs]
+        inputs[stage.name] = [tuple(feed[i:i + 1] for feed in feeds) for i in range(len(images))]
+        result = stage.module.eval()(*feeds)
+        result = result if isinstance(result, tuple) else (result,)
+        outputs.update({f"{stage.name}.{name}": tensor for name, tensor in zip(stage.outputs, result)})
     return inputs
 
 
@@ -75,16 +69,10 @@ def quantize_module(module, samples: list, path: Path, name: str, per_channel: b
     return convert_module(graph, samples[0], path, f"{name} (int8)", QuantConfig(pt2e_quantizer=quantizer))
 
 
-def export_int8(net, calib_images: np.ndarray, out_dir: Path, per_channel: bool = False) -> ExportedFiles:
-    """trunk_int8.tflite and subnet_k_int8.tflite in `out_dir`, calibrated on `calib_images` (N, H, W, 3)."""
-    net = net.eval()
+def export_int8(plan, calib_images: np.ndarray, out_dir: Path, per_channel: bool = False) -> dict:
+    """<stage>_int8.tflite for every stage of `plan` in `out_dir`, calibrated on `calib_images`
+    (N, H, W, 3); returns {stage name: path}."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    samples = calibration_inputs(net, calib_images)
-    trunk = quantize_module(TrunkExport(net), samples["trunk"], out_dir / int8_name("trunk.tflite"), "trunk",
-                             per_channel)
-    subnets = [
-        quantize_module(SubnetExport(net, k), samples[f"subnet_{k}"],
-                        out_dir / int8_name(f"subnet_{k}.tflite"), f"subnet_{k}", per_channel)
-        for k in range(1, net.num_subnets + 1)
-    ]
-    return ExportedFiles(trunk, subnets)
+    samples = calibration_inputs(plan, calib_images)
+    return {stage.name: quantize_module(stage.module, samples[stage.name], out_dir / f"{stage.name}{INT8_SUFFIX}.tflite",
+                                        stage.name, per_channel) for stage in plan.stages}

@@ -1,12 +1,15 @@
 """Threshold initialization from one round of entropy collection (shared/DESIGN.md sections 3 and 6).
 
-One pass over the calibration split records every subnet's softmax entropy and whether
-it was right. From those, per subnet: the entropy quantiles the board turns exit levels
-into thresholds with (device.policy.exits), and the calibration accuracy. Then the curve the
-router moves along: the cascade is simulated for every combination of per-subnet exit
-levels on a grid, and the accuracy/mean-MACs Pareto frontier, resampled at CURVE_POINTS
-evenly spaced costs, becomes the curve (control 0 its most accurate point, 1 subnet 1
-alone). One shared level for all subnets, the first design, was measured to fall below
+One pass over the calibration split records every exit's softmax entropy and whether it was
+right. From those, per exit: the entropy quantiles the board turns exit levels into
+thresholds with (device.policy.exits), and the calibration accuracy. Then the curve the
+router moves along: the cascade is simulated for every combination of per-exit levels on a
+grid, and the accuracy/mean-MACs Pareto frontier, resampled at CURVE_POINTS evenly spaced
+costs, becomes the curve (control 0 its most accurate point, 1 exit 1 alone). A frame's MACs
+are those of the stages it runs: level 0 at an exit means it never answers, and the engine passes
+it by unless the top exit needs its stages anyway (host.complexity.walk_macs), so for a
+width-switching method an exit passed by costs nothing and one tried costs its whole width.
+One shared level for all subnets, the first design, was measured to fall below
 fixed subnet 2 at subnet 2's cost on a briefly trained model (bench/results/device_runtime.md);
 every fixed subnet is a point of this search (levels 0 up to it, 1 at it), so the frontier
 is never below one on the calibration split.
@@ -23,6 +26,7 @@ import itertools
 import numpy as np
 
 from device.policy.exits import control_row, entropy_quantiles, exit_subnets, softmax_entropy, thresholds_for_levels
+from host.complexity import walk_macs
 from host.evaluate import collect_logits
 
 CURVE_POINTS = 51
@@ -37,14 +41,35 @@ def level_grid(early_subnets: int) -> np.ndarray:
     return np.linspace(0.0, 1.0, min(11, max(3, steps)))
 
 
-def simulate(entropies, correct, macs, quantiles, level_sets: np.ndarray) -> tuple:
-    """The cascade for each row of per-subnet exit levels: (accuracy, mean MACs, exit fractions) arrays."""
+class LadderMacs:
+    """Per row of exit levels, the MACs of answering at each exit (C, K), from a method's costs
+    (host.complexity.ladder_costs): only which early exits are tried matters, those with level
+    > 0 and, as the engine does, those the top exit needs every stage of (free to try)."""
+
+    def __init__(self, costs: dict):
+        self.needs = [e["stages"] for e in costs["exits"]]
+        self.stage_macs = {name: c["macs"] for name, c in costs["stages"].items()}
+        self.free = np.array([set(n) <= set(self.needs[-1]) for n in self.needs[:-1]])
+        self._by_tried = {}
+
+    def __call__(self, level_sets: np.ndarray) -> np.ndarray:
+        rows = []
+        for tried in (np.asarray(level_sets) > 0.0) | self.free:
+            key = tried.tobytes()
+            if key not in self._by_tried:
+                self._by_tried[key] = walk_macs(self.needs, self.stage_macs, tried.tolist())
+            rows.append(self._by_tried[key])
+        return np.array(rows, dtype=np.float64).reshape(len(rows), len(self.needs))
+
+
+def simulate(entropies, correct, macs: LadderMacs, quantiles, level_sets: np.ndarray) -> tuple:
+    """The cascade for each row of per-exit levels: (accuracy, mean MACs, exit fractions) arrays."""
     K, N = correct.shape
     exit_at = np.stack([exit_subnets(entropies, thresholds_for_levels(quantiles, levels))
-                        for levels in level_sets])  # (C, N): the subnet that answers each image
+                        for levels in level_sets])  # (C, N): the exit that answers each image
     accuracy = correct[exit_at, np.arange(N)].mean(axis=1)
     fractions = np.stack([(exit_at == k).mean(axis=1) for k in range(K)], axis=1)
-    return accuracy, fractions @ macs, fractions
+    return accuracy, (fractions * macs(level_sets)).sum(axis=1), fractions
 
 
 def pareto_front(accuracy, mean_macs) -> np.ndarray:
@@ -78,11 +103,10 @@ def frontier_curve(entropies, correct, macs, quantiles, points: int = CURVE_POIN
     return curve
 
 
-def cascade_on_curve(logits, labels, quantiles, cumulative_macs, curve, control_values=None) -> list:
+def cascade_on_curve(logits, labels, quantiles, macs: LadderMacs, curve, control_values=None) -> list:
     """The cascade at the curve's levels on another split (per point, or at the given control values)."""
     entropies = softmax_entropy(logits)
     correct = logits.argmax(axis=2) == labels[None, :]
-    macs = np.asarray(cumulative_macs, dtype=np.float64)
     picked = curve if control_values is None else [curve[control_row(q, len(curve))] for q in control_values]
     accuracy, mean_macs, fractions = simulate(entropies, correct, macs, quantiles,
                                               np.array([p["levels"] for p in picked]).reshape(len(picked), -1))
@@ -100,16 +124,15 @@ def router_settings(curve: list, largest_accuracy: float) -> tuple[float, float]
 
 
 def calibration_from_logits(logits: np.ndarray, labels: np.ndarray, costs: dict) -> dict:
-    """Per-subnet quantiles and accuracy plus the router block of the bundle manifest."""
+    """Per-exit quantiles and accuracy plus the router block of the bundle manifest."""
     entropies = softmax_entropy(logits)
     quantiles = np.stack([entropy_quantiles(e) for e in entropies])
     correct = logits.argmax(axis=2) == labels[None, :]
     accuracy = correct.mean(axis=1)
-    cumulative = np.array([s["macs_cumulative"] for s in costs["subnets"]], dtype=np.float64)
-    curve = frontier_curve(entropies, correct, cumulative, quantiles)
+    curve = frontier_curve(entropies, correct, LadderMacs(costs), quantiles)
     initial, floor = router_settings(curve, float(accuracy[-1]))
     return {"count": int(len(labels)),
-            "subnets": [{"index": k + 1, "entropy_quantiles": quantiles[k].tolist(),
+            "exits": [{"index": k + 1, "entropy_quantiles": quantiles[k].tolist(),
                          "calib_accuracy": float(accuracy[k])} for k in range(len(accuracy))],
             "router": {"control": "frontier", "initial": initial, "floor": floor, "curve": curve}}
 
@@ -123,14 +146,13 @@ def calibrate(net, calib_split, costs: dict, batch_size: int = 256, device: str 
 def curve_on_split(test_logits: np.ndarray, test_labels: np.ndarray, calibration: dict, costs: dict,
                    control_values=None) -> list:
     """The cascade on the test split at the calibrated curve's settings (what the board would do)."""
-    quantiles = np.array([s["entropy_quantiles"] for s in calibration["subnets"]])
-    cumulative = [s["macs_cumulative"] for s in costs["subnets"]]
-    return cascade_on_curve(test_logits, test_labels, quantiles, cumulative, calibration["router"]["curve"],
+    quantiles = np.array([s["entropy_quantiles"] for s in calibration["exits"]])
+    return cascade_on_curve(test_logits, test_labels, quantiles, LadderMacs(costs), calibration["router"]["curve"],
                             control_values)
 
 
 def initial_thresholds(calibration: dict) -> np.ndarray:
     """Per-subnet thresholds at the calibrated initial control (parity checks the exits there)."""
-    quantiles = np.array([s["entropy_quantiles"] for s in calibration["subnets"]])
+    quantiles = np.array([s["entropy_quantiles"] for s in calibration["exits"]])
     curve = calibration["router"]["curve"]
     return thresholds_for_levels(quantiles, curve[control_row(calibration["router"]["initial"], len(curve))]["levels"])

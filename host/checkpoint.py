@@ -11,7 +11,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from device.errors import UserError
-from host.network import DynamicNet, NetConfig
+from host.methods import build_network
+from host.network import NetConfig
 
 FORMAT = "dynedge-checkpoint"
 VERSION = 1
@@ -33,7 +34,7 @@ def replace_atomically(path: Path, write) -> None:
     os.replace(temporary, path)
 
 
-def save(folder, net: DynamicNet, meta: dict, optimizer=None, training_state: dict | None = None) -> Path:
+def save(folder, net, meta: dict, optimizer=None, training_state: dict | None = None) -> Path:
     """Write weights and config (and, to allow resuming, the optimizer's momentum and the epoch).
 
     config.json goes last: it names the epoch that the weights beside it finished.
@@ -72,14 +73,14 @@ def update_config(folder, extra: dict) -> None:
     replace_atomically(Path(folder) / CONFIG_FILE, lambda path: path.write_text(json.dumps(config, indent=2)))
 
 
-def load(folder, expected_arch: str | None = None) -> tuple[DynamicNet, dict]:
+def load(folder, expected_arch: str | None = None) -> tuple[object, dict]:
     """(network with weights, config dict); refuses a checkpoint whose arch is not expected_arch."""
     config = read_config(folder)
     net_cfg = NetConfig(**config["net"])
     if expected_arch is not None and net_cfg.arch != expected_arch:
         raise CheckpointError(f"checkpoint {folder} holds arch {net_cfg.arch!r}, not {expected_arch!r}; "
                               "pass the matching --arch or another --out")
-    net = DynamicNet(net_cfg)
+    net = build_network(net_cfg)
     net.load_state_dict(load_file(Path(folder) / MODEL_FILE))
     return net, config
 

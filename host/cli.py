@@ -12,13 +12,13 @@ from pathlib import Path
 
 from device.errors import UserError
 from device.flags import Parser, positive
-from host import checkpoint, distributed
+from host import checkpoint, distributed, methods
 from host.calibrate import calibrate
 from host.checkpoint import CheckpointError
-from host.complexity import subnet_costs
+from host.complexity import ladder_costs
 from host.data import Splits, load_cifar_like
 from host.evaluate import collect_logits, top1
-from host.network import ARCHS, DynamicNet, NetConfig
+from host.network import ARCHS, NetConfig
 from host.presets import PRESETS
 from host.training import TrainConfig, seed_everything, train
 
@@ -47,6 +47,8 @@ def add_training_args(parser: argparse.ArgumentParser, checkpoint_flag: str = "-
     command's result (host/train.py), `--checkpoint-out` where it is a by-product (build.py)."""
     g = parser.add_argument_group("training")
     g.add_argument("--arch", default="mobilenet", choices=ARCHS, help="base architecture (default mobilenet)")
+    g.add_argument("--method", default=methods.DEFAULT, metavar="M",
+                   help=f"the dynamic network: {', '.join(methods.METHODS)} (default {methods.DEFAULT})")
     add_data(g)
     g.add_argument("--preset", default="quick", choices=sorted(PRESETS), help="training recipe (default quick)")
     g.add_argument("--epochs", type=float, help="training epochs; a fraction ends part-way through the last (preset)")
@@ -64,7 +66,8 @@ def add_training_args(parser: argparse.ArgumentParser, checkpoint_flag: str = "-
     g.add_argument("--low-res-epochs", type=float, help="epochs of the low-resolution phase (preset)")
     g.add_argument("--subnets", type=int, default=4, help="number of subnets K (default 4)")
     g.add_argument("--widths", default=None,
-                   help="comma list of K width fractions summing to at most 1 (default 1/K each)")
+                   help="comma list of K widths: concat's branch fractions summing to at most 1 (default 1/K "
+                        "each), or a width-switching method's increasing multipliers (default e.g. 0.25,0.5,0.75,1)")
     g.add_argument("--limit-train", type=int, help="train on N images only (smoke runs)")
     g.add_argument("--limit-test", type=int, help="evaluate on N test images only (smoke runs)")
     g.add_argument("--calib-size", type=int, help="images held out of train for calibration (preset)")
@@ -87,12 +90,13 @@ def add_training_args(parser: argparse.ArgumentParser, checkpoint_flag: str = "-
     return parser
 
 
-def parse_widths(text: str | None, k: int) -> list:
-    """K width fractions from '0.25,0.25,...' (default uniform 1/K); refuses a wrong count or a sum past 1."""
+def parse_widths(text: str | None, k: int, method: methods.Method = methods.get(methods.DEFAULT)) -> list:
+    """K widths from '0.25,0.25,...' (default: the method's); refuses a wrong count or widths the
+    method cannot use (concat: a sum past 1; slimmable: not increasing)."""
     if k < 1:
         raise CliError(f"--subnets must be at least 1, got {k}")
     if text is None:
-        return [round(1.0 / k, 6)] * k
+        return [round(w, 6) for w in method.default_widths(k)]
     try:
         widths = [float(w) for w in text.split(",")]
     except ValueError:
@@ -101,8 +105,10 @@ def parse_widths(text: str | None, k: int) -> list:
         raise CliError(f"--widths has {len(widths)} value(s) but --subnets is {k}; give exactly {k}")
     if any(w <= 0 for w in widths):
         raise CliError(f"--widths {text} must all be positive")
-    if sum(widths) > 1.0 + 1e-6:
-        raise CliError(f"--widths {text} sum to {sum(widths):.3f}; they must sum to at most 1")
+    try:
+        method.check_widths(widths)
+    except ValueError as exc:
+        raise CliError(f"--widths {text}: {exc}") from None
     return widths
 
 
@@ -151,7 +157,9 @@ def resolve_settings(args, world_size: int = 1) -> Settings:
     if args.label_smoothing is not None and not 0 <= args.label_smoothing < 1:
         raise CliError(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
     try:
-        net = NetConfig(arch=args.arch, img_size=img_size, widths=parse_widths(args.widths, args.subnets))
+        method = methods.get(args.method)
+        net = NetConfig(arch=args.arch, img_size=img_size, widths=parse_widths(args.widths, args.subnets, method),
+                        method=method.name)
     except ValueError as exc:  # NetConfig's own checks (e.g. --img-size too small)
         raise CliError(str(exc)) from None
     lr = pick("lr") * (world_size if args.lr_scaling == "linear" else 1)
@@ -165,10 +173,10 @@ def resolve_settings(args, world_size: int = 1) -> Settings:
 
 @dataclass
 class TrainingResult:
-    net: DynamicNet
+    net: object  # the method's network
     splits: Splits
     accuracy: list  # per-subnet test top-1, 0..1
-    costs: dict  # host.complexity.subnet_costs
+    costs: dict  # host.complexity.ladder_costs
     calibration: dict  # host.calibrate.calibrate
     checkpoint_dir: Path
     history: list
@@ -176,7 +184,7 @@ class TrainingResult:
     seconds: dict  # wall time of each stage
 
 
-def prepare_network(settings: Settings, out: Path, resume: bool, num_classes: int) -> DynamicNet:
+def prepare_network(settings: Settings, out: Path, resume: bool, num_classes: int):
     """A fresh network, or with --resume the checkpoint's, which must match the requested config."""
     settings.net.num_classes = num_classes
     if resume and checkpoint.exists(out):
@@ -188,7 +196,7 @@ def prepare_network(settings: Settings, out: Path, resume: bool, num_classes: in
     if resume:
         print(f"warning: --resume but no checkpoint in {out}; starting from scratch", file=sys.stderr)
     seed_everything(settings.train.seed)  # the initial weights follow --seed too
-    return DynamicNet(settings.net)
+    return methods.build_network(settings.net)
 
 
 def run_training(args) -> TrainingResult | None:
@@ -203,7 +211,7 @@ def run_training(args) -> TrainingResult | None:
     started = time.time()
     splits = load_cifar_like(args.data, settings.net.img_size, settings.limit_train, settings.calib_size,
                              settings.train.seed, limit_test=settings.limit_test)
-    out = args.checkpoint_out or Path("runs") / f"{settings.net.arch}-{splits.name}"
+    out = args.checkpoint_out or Path("runs") / run_name(settings.net.arch, splits.name, settings.net.method)
     seconds = {"data": time.time() - started}
     net = prepare_network(settings, out, args.resume, len(splits.classes))
     meta = {"dataset": splits.name, "classes": splits.classes, "preset": args.preset, "data": splits.describe()}
@@ -222,7 +230,7 @@ def run_training(args) -> TrainingResult | None:
         return None
     seconds["train"] = time.time() - started
     started = time.time()
-    costs = subnet_costs(net)
+    costs = ladder_costs(methods.get(net.cfg.method).export_plan(net))
     test_logits = collect_logits(net, splits.test, device=settings.train.device)
     accuracy = top1(test_logits, splits.test.labels)
     seconds["evaluate"] = time.time() - started
@@ -234,11 +242,17 @@ def run_training(args) -> TrainingResult | None:
     return TrainingResult(net, splits, accuracy, costs, calibration, out, history, test_logits, seconds)
 
 
+def run_name(arch: str, dataset: str, method: str) -> str:
+    """<arch>-<dataset>, with -<method> for every method but the kit's own: the checkpoint folder's
+    and the bundle's name."""
+    return f"{arch}-{dataset}" + ("" if method == methods.DEFAULT else f"-{method}")
+
+
 def summary_lines(result: TrainingResult) -> list:
     """One line per subnet (MACs, params, test top-1) and the router's calibrated setting."""
-    lines = [f"{'subnet':>6} {'MMACs cum':>10} {'params cum':>11} {'test top-1':>10} {'calib top-1':>11}"]
-    for cost, acc, cal in zip(result.costs["subnets"], result.accuracy, result.calibration["subnets"]):
-        lines.append(f"{cost['index']:>6} {cost['macs_cumulative'] / 1e6:>10.2f} {cost['params_cumulative']:>11,} "
+    lines = [f"{'exit':>6} {'MMACs':>10} {'params':>11} {'test top-1':>10} {'calib top-1':>11}"]
+    for cost, acc, cal in zip(result.costs["exits"], result.accuracy, result.calibration["exits"]):
+        lines.append(f"{cost['index']:>6} {cost['macs_alone'] / 1e6:>10.2f} {cost['params']:>11,} "
                      f"{100 * acc:>9.2f}% {100 * cal['calib_accuracy']:>10.2f}%")
     router = result.calibration["router"]
     lines.append(f"router: initial control {router['initial']:.2f}, floor {router['floor']:.2f}; "

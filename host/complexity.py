@@ -1,15 +1,19 @@
-"""Per-subnet MACs and parameters, counted by torch's FlopCounterMode (MACs = FLOPs / 2).
+"""MACs and parameters of a method's stages and exits, counted by torch's FlopCounterMode
+(MACs = FLOPs / 2) on each stage's export module at batch 1.
 
-The counter sees convolutions and matrix products (BatchNorm and activations are left
-out, as is usual for MAC figures). Definitions, per subnet k:
-  macs_incremental   branch k + the head on [f_1..f_k]: what escalating to k costs on the board
-  macs_cumulative    trunk + macs_incremental of 1..k: the cost of answering at k through the
-                     cascade (each visited subnet's head included)
-  params_incremental branch k + the head columns for f_k (the head bias counts with subnet 1)
-  params_cumulative  trunk + params_incremental of 1..k = the parameters subnet k uses
+The counter sees convolutions and matrix products (BatchNorm and activations are left out, as
+is usual for MAC figures). Per exit k of the ladder:
+  macs_alone        the stages exit k needs, run from the image: what fixed:k costs
+  macs_cumulative   the stages of exits 1..k together: the cost of answering at k after
+                    trying every exit below it (for concat, trunk + subnets 1..k; for a
+                    width-switching method, the sum of widths 1..k)
+  macs_incremental  macs_cumulative(k) - macs_cumulative(k-1): what escalating to k costs
+  params            the weights of the stages exit k needs
 """
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+from device.bundle.manifest import check_growing_cost
 
 
 def count_macs(fn, *args) -> tuple:
@@ -23,27 +27,33 @@ def count_params(module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def walk_macs(exit_stages: list, stage_macs: dict, tried) -> list:
+    """MACs of answering at each exit k when the exits `tried` (booleans, one per exit below the
+    last) were run on the way: the stages of those exits and of exit k, each counted once."""
+    costs, run = [], set()
+    for k, stages in enumerate(exit_stages):
+        costs.append(sum(stage_macs[name] for name in run | set(stages)))
+        if k < len(tried) and tried[k]:
+            run |= set(stages)
+    return costs
+
+
 @torch.no_grad()
-def subnet_costs(net) -> dict:
-    """{'trunk': {'macs', 'params'}, 'subnets': [{'macs_incremental', ...}, ...]} at batch 1, cfg.img_size."""
-    was_training = net.training
-    net.eval()
-    device = next(net.parameters()).device
-    x = torch.zeros(1, 3, net.cfg.img_size, net.cfg.img_size, device=device)
-    trunk_macs, t = count_macs(net.trunk, x)
-    trunk_params = count_params(net.trunk)
-    subnets, cached = [], None
-    macs_total, params_total = trunk_macs, trunk_params
-    for k in range(1, net.num_subnets + 1):
-        macs, (cached, _) = count_macs(net.subnet_step, t, cached, k)
-        params = count_params(net.branches[k - 1]) + net.head.out_features * net.feature_dims[k - 1]
-        params += net.head.out_features if k == 1 else 0
-        macs_total += macs
-        params_total += params
-        subnets.append({"index": k, "macs_incremental": int(macs), "macs_cumulative": int(macs_total),
-                        "params_incremental": int(params), "params_cumulative": int(params_total)})
-    net.train(was_training)
-    return {"trunk": {"macs": int(trunk_macs), "params": int(trunk_params)}, "subnets": subnets}
+def ladder_costs(plan) -> dict:
+    """{"stages": {name: {"macs", "params"}}, "exits": [{"index", "stages", "answer", "macs_alone", "macs_incremental",
+    "macs_cumulative", "params"}, ...]} of a host.methods.ExportPlan."""
+    stages = {stage.name: {"macs": int(count_macs(stage.module.eval(), *stage.sample)[0]), "params": int(stage.params)}
+              for stage in plan.stages}
+    macs = {name: cost["macs"] for name, cost in stages.items()}
+    needs = [exit_.stages for exit_ in plan.exits]
+    cumulative = walk_macs(needs, macs, [True] * len(needs))
+    exits = [{"index": k, "stages": list(stages_k), "answer": plan.exits[k - 1].answer, "macs_alone": int(sum(macs[name] for name in stages_k)),
+              "macs_incremental": int(cumulative[k - 1] - (cumulative[k - 2] if k > 1 else 0)),
+              "macs_cumulative": int(cumulative[k - 1]),
+              "params": int(sum(stages[name]["params"] for name in stages_k))}
+             for k, stages_k in enumerate(needs, start=1)]
+    check_growing_cost(exits)
+    return {"stages": stages, "exits": exits}
 
 
 # A Raspberry Pi 4 (64-bit OS, fp32 XNNPACK) estimate from public figures, not a measurement:

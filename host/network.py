@@ -21,18 +21,19 @@ ARCHS = ("mobilenet", "resnet")
 
 @dataclass
 class NetConfig:
+    """What rebuilds a network of any method (host/methods/): its widths mean what the method
+    says (concat: branch fractions summing to at most 1; slimmable: the exits' width multipliers)."""
     arch: str = "mobilenet"
     num_classes: int = 10
     img_size: int = 32
     widths: list = field(default_factory=lambda: [0.25, 0.25, 0.25, 0.25])
+    method: str = "concat"
 
     def __post_init__(self):
         if self.arch not in ARCHS:
             raise ValueError(f"unknown arch {self.arch!r}; choose one of: {', '.join(ARCHS)}")
         if not self.widths or any(w <= 0 for w in self.widths):
             raise ValueError(f"widths must be positive fractions, got {self.widths}")
-        if sum(self.widths) > 1.0 + 1e-6:
-            raise ValueError(f"widths {self.widths} sum to {sum(self.widths):.3f}; they must sum to at most 1")
         if self.img_size < 16:
             raise ValueError(f"img_size {self.img_size} is too small; use 16 or more")
 

@@ -65,11 +65,10 @@ def comparison_rows(reports: list[dict]) -> list[list[str]]:
             ["threads (count)", *[str(r["board"]["threads"]) for r in reports]],
             ["mode", *[r["mode"] for r in reports]],
             ["bundle load (ms)", *[_num(r["load"]["bundle_load_ms"]) for r in reports]],
-            ["first inference (ms)", *[_num(r["load"]["first_inference_ms"]) for r in reports]],
-            ["trunk p50 (ms)", *[_num(r["trunk"]["latency_ms"]["p50"]) for r in reports]]]
+            ["first inference (ms)", *[_num(r["load"]["first_inference_ms"]) for r in reports]]]
     for k in range(1, depth + 1):
         subs = [next((s for s in r["subnets"] if s["index"] == k), None) for r in reports]
-        rows.append([f"subnet {k} cumulative p50 (ms)",
+        rows.append([f"subnet {k} alone p50 (ms)",
                      *[_num(s["cumulative_ms"]["p50"]) if s else "n/a" for s in subs]])
         rows.append([f"subnet {k} top-1, measured (%)",
                      *[_num(100 * s["accuracy"], 1) if s and s.get("accuracy") is not None

@@ -1,10 +1,13 @@
-"""Training the dynamic network: in-place distillation, frozen updating, SGD + warm-up cosine.
+"""Training any method's network: in-place distillation, SGD + warm-up cosine, one loop for all.
 
-Every step runs one forward pass that yields all K subnets' logits (trunk once, each
-branch once). The largest subnet learns from the labels; with distillation each smaller
-subnet learns from the largest's detached soft predictions. With frozen updating the
-network itself detaches what subnet k reads from others (DynamicNet.forward), so the
-summed loss trains each branch by its own subnet and the trunk by one owner.
+Every step runs one forward pass through the method's train_logits (host/methods/): for
+concat all K subnets' logits (trunk once, each branch once), for slimmable the sandwich of
+widths. The last (largest) learns from the labels; with distillation each smaller one learns
+from the largest's detached soft predictions. With frozen updating the concat network itself
+detaches what subnet k reads from others (DynamicNet.forward), so the summed loss trains each
+branch by its own subnet and the trunk by one owner. After the last step the method's
+after_training runs (e.g. BatchNorm statistics re-estimated per width) and the checkpoint is
+written again.
 
 host/train.py runs it from the command line (host/cli.py has the flags); under torchrun it
 trains in DistributedDataParallel, one shard of each epoch per process (host/distributed.py).
@@ -21,7 +24,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from host import checkpoint, distributed
+from host import checkpoint, distributed, methods
 from host.batches import channels_last, downscale, pick_device, to_input
 from host.distributed import DistributedError, World
 
@@ -174,7 +177,7 @@ def train(net, splits, cfg: TrainConfig, checkpoint_dir=None, resume: bool = Fal
         history, start_epoch = state.get("history", []), state["epoch"]
     distributed.agree(world, start_epoch, "the epoch to resume from (0: no checkpoint found)",
                       "--resume needs the checkpoint folder on every node (a shared file system or a copy)")
-    K = net.num_subnets
+    method = methods.get(net.cfg.method)
     with channels_last(net):
         model = net
         if world.distributed:  # backward() averages gradients over the ranks; every parameter is in each
@@ -187,7 +190,7 @@ def train(net, splits, cfg: TrainConfig, checkpoint_dir=None, resume: bool = Fal
             order = distributed.shard(torch.randperm(len(labels), generator=generator), world)
             if world.distributed:  # the same order on every rank, but each rank its own crops and flips
                 generator = torch.Generator().manual_seed(epoch_seed * world.size + world.rank)
-            sums = np.zeros((2, K))
+            sums = None  # (2, logits per step): per trained logits, summed loss and correct answers
             seen, started = 0, time.time()
             steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
             bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{epochs}", unit="step", leave=False,
@@ -207,7 +210,7 @@ def train(net, splits, cfg: TrainConfig, checkpoint_dir=None, resume: bool = Fal
                         x = downscale(x, size)
                 y = labels[index].to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                    logits = model(x, frozen_update=cfg.frozen_update, trunk_owner=cfg.trunk_owner)
+                    logits = method.train_logits(model, x, cfg, generator)
                 losses = subnet_losses(logits, y, cfg)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(sum(losses)).backward()
@@ -217,6 +220,7 @@ def train(net, splits, cfg: TrainConfig, checkpoint_dir=None, resume: bool = Fal
                 scaler.step(optimizer)
                 scaler.update()
                 with torch.no_grad():
+                    sums = np.zeros((2, len(logits))) if sums is None else sums
                     sums[0] += [loss.item() * len(y) for loss in losses]
                     sums[1] += [(out.argmax(1) == y).sum().item() for out in logits]
                 seen += len(y)
@@ -225,7 +229,7 @@ def train(net, splits, cfg: TrainConfig, checkpoint_dir=None, resume: bool = Fal
             bar.close()
             if world.distributed:  # the epoch's figures over every rank's images
                 totals = distributed.total(world, np.append(sums.ravel(), seen))
-                sums, seen = totals[:-1].reshape(2, K), totals[-1]
+                sums, seen = totals[:-1].reshape(sums.shape), totals[-1]
             record = {"epoch": epoch + 1, "loss": (sums[0] / seen).tolist(), "accuracy": (sums[1] / seen).tolist(),
                       "seconds": time.time() - started}
             history.append(record)
@@ -236,6 +240,11 @@ def train(net, splits, cfg: TrainConfig, checkpoint_dir=None, resume: bool = Fal
             if checkpoint_dir is not None:
                 checkpoint.save(checkpoint_dir, net, {**(meta or {}), "train": cfg.to_dict()},
                                 optimizer=optimizer, training_state={"epoch": epoch + 1, "history": history})
+    if world.is_main:  # also after a resume that found training done: the finishing work is idempotent
+        method.after_training(net, splits.train.images, cfg)
+        if checkpoint_dir is not None:
+            checkpoint.save(checkpoint_dir, net, {**(meta or {}), "train": cfg.to_dict()},
+                            optimizer=optimizer, training_state={"epoch": epochs, "history": history})
     return history
 
 

@@ -157,7 +157,7 @@ def make_report(args) -> dict:
     import subprocess
     qemu = subprocess.run(["qemu-aarch64-static", "--version"], capture_output=True, text=True).stdout.split()
     from importlib import metadata
-    return {"command": args.command, "bundle": args.bundle.name, "subnets": len(manifest["subnets"]),
+    return {"command": args.command, "bundle": args.bundle.name, "subnets": len(manifest["exits"]),
             "eval_images": len(truth), "eval_total": int(manifest["eval_set"]["count"]), "qemu": qemu[2] if len(qemu) > 2 else "?",
             "host_runtime": f"ai-edge-litert {metadata.version('ai-edge-litert')}", "targets": targets}
 

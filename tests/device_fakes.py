@@ -58,6 +58,12 @@ class FakeInterpreter:
     def tensor(self, index):
         return lambda: self._tensors[index]
 
+    def set_tensor(self, index, value):
+        np.copyto(self._tensors[index], value)
+
+    def get_tensor(self, index):
+        return self._tensors[index].copy()
+
     def invoke(self):
         self.invokes += 1
         outs = self.compute(*[self._tensors[d["index"]] for d in self._in])
@@ -98,12 +104,21 @@ def reference_logits(image: np.ndarray, k: int) -> np.ndarray:
 def fake_bundle(num_subnets: int = 3, size: int = 8) -> Bundle:
     """A Bundle whose model paths are names for fake_factory (no files, no sha256)."""
     quantiles = np.linspace(0.0, 2.0, QUANTILE_POINTS).tolist()
+    subnets = [f"subnet_{k}" for k in range(1, num_subnets + 1)]
+    stages = [{"name": "trunk", "inputs": [{"name": "args_0", "from": "image"}], "outputs": {"features": "output_0"}}]
+    stages += [{"name": f"subnet_{k}",
+                "inputs": [{"name": "args_0", "from": "trunk.features"}]
+                + ([{"name": "args_1", "from": f"subnet_{k - 1}.features"}] if k > 1 else []),
+                "outputs": {"features": "output_0", "logits": "output_1", "statistics": "output_2"}}
+               for k in range(1, num_subnets + 1)]
     manifest = {
+        "method": "concat",
         "labels": [f"class{i}" for i in range(NUM_CLASSES)],
         "input": {"height": size, "width": size, "channels": 3},
-        "subnets": [{"index": k, "feature_dim": FEATURE_DIM, "entropy_quantiles": quantiles}
-                    for k in range(1, num_subnets + 1)],
-        "precisions": {"fp32": {"trunk": "trunk", "subnets": [f"subnet_{k}" for k in range(1, num_subnets + 1)]}},
+        "stages": stages,
+        "exits": [{"index": k, "stages": ["trunk", *subnets[:k]], "answer": f"subnet_{k}",
+                   "entropy_quantiles": quantiles} for k in range(1, num_subnets + 1)],
+        "precisions": {"fp32": {"files": {name: name for name in ["trunk", *subnets]}}},
         "router": {"initial": 0.5, "floor": 0.2,  # a curve of one shared level for every subnet
                    "curve": [{"control": i / 50, "levels": [i / 50] * (num_subnets - 1)} for i in range(51)]},
         "files": {},

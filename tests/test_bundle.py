@@ -22,8 +22,8 @@ def test_manifest_round_trip(tiny_bundle):
     text = (tiny_bundle / "model" / "manifest.json").read_text()
     manifest = validate_manifest(json.loads(text))
     assert json.loads(json.dumps(manifest)) == manifest
-    assert [s["index"] for s in manifest["subnets"]] == [1, 2, 3]
-    assert all(len(s["entropy_quantiles"]) == 101 for s in manifest["subnets"])
+    assert [s["index"] for s in manifest["exits"]] == [1, 2, 3]
+    assert all(len(s["entropy_quantiles"]) == 101 for s in manifest["exits"])
     assert manifest["input"]["layout"] == "NHWC" and manifest["input"]["range"] == [0, 255]
     assert {"initial", "floor", "curve"} <= set(manifest["router"])
     assert manifest["eval_set"]["count"] == 500
@@ -76,12 +76,10 @@ def spec_from(bundle: Path) -> BundleSpec:
     with np.load(model / "eval.npz") as data:
         images, labels = data["images"], data["labels"]
     fp32 = m["precisions"]["fp32"]
-    return BundleSpec(arch=m["arch"], dataset=m["dataset"], labels=m["labels"], img_size=m["input"]["height"],
-                      trunk_shape=tuple(m["trunk"]["output_shape"]),
-                      trunk_costs={"macs": m["trunk"]["macs"], "params": m["trunk"]["params"]},
-                      subnets=m["subnets"], router=m["router"],
-                      precisions={"fp32": PrecisionFiles(model / fp32["trunk"],
-                                                         [model / s for s in fp32["subnets"]], fp32["parity"])},
+    return BundleSpec(name=bundle.name, method=m["method"], arch=m["arch"], dataset=m["dataset"], labels=m["labels"],
+                      img_size=m["input"]["height"], stages=m["stages"], exits=m["exits"], router=m["router"],
+                      precisions={"fp32": PrecisionFiles({n: model / f for n, f in fp32["files"].items()},
+                                                         fp32["parity"])},
                       eval_images=images, eval_labels=labels)
 
 

@@ -5,12 +5,27 @@ import torch
 
 from device.policy.exits import QUANTILE_POINTS, exit_subnets, softmax_entropy, thresholds_for_levels
 from host.calibrate import calibrate, calibration_from_logits, curve_on_split, router_settings
-from host.complexity import subnet_costs
+from host import methods
+from host.calibrate import LadderMacs
+from host.complexity import ladder_costs
 from host.data import Split
 from host.network import DynamicNet, NetConfig
 from tests.torch_threads import one_thread  # noqa: F401  (autouse fixture)
 
-COSTS = {"subnets": [{"macs_cumulative": m} for m in (10, 20, 30)]}
+# a concat-like ladder: exit k needs stages s1..sk, each 10 MACs
+COSTS = {"stages": {f"s{k}": {"macs": 10} for k in (1, 2, 3)},
+         "exits": [{"stages": [f"s{j}" for j in range(1, k + 1)]} for k in (1, 2, 3)]}
+# a width-switching ladder: exit k is one stage of its own, 10, 20 and 30 MACs
+WIDTHS = {"stages": {f"w{k}": {"macs": 10 * k} for k in (1, 2, 3)}, "exits": [{"stages": [f"w{k}"]} for k in (1, 2, 3)]}
+
+
+def test_a_frame_pays_for_the_exits_it_tries():
+    """concat's costs nest (trying exit 1 is free on the way to 3); a width-switching method pays
+    for each width it tries and nothing for one passed by (level 0)."""
+    levels = np.array([[0.0, 0.0], [0.5, 0.0], [0.5, 0.5], [0.0, 0.5]])
+    np.testing.assert_array_equal(LadderMacs(COSTS)(levels), [[10, 20, 30]] * 4)
+    np.testing.assert_array_equal(LadderMacs(WIDTHS)(levels),
+                                  [[10, 20, 30], [10, 30, 40], [10, 30, 60], [10, 20, 50]])
 
 
 def synthetic_logits(n=600, seed=0):
@@ -29,7 +44,7 @@ def synthetic_logits(n=600, seed=0):
 def test_quantiles_monotone_and_sized():
     logits, labels = synthetic_logits()
     cal = calibration_from_logits(logits, labels, COSTS)
-    for sub in cal["subnets"]:
+    for sub in cal["exits"]:
         q = np.array(sub["entropy_quantiles"])
         assert q.shape == (QUANTILE_POINTS,)
         assert np.all(np.diff(q) >= 0)
@@ -42,7 +57,7 @@ def test_curve_ends_and_monotone_cost():
     curve = cal["router"]["curve"]
     assert curve[0]["control"] == 0 and curve[-1]["control"] == 1
     assert curve[-1]["exit_fractions"] == [1, 0, 0] and curve[-1]["mean_macs"] == 10
-    assert curve[-1]["accuracy"] == pytest.approx(cal["subnets"][0]["calib_accuracy"])
+    assert curve[-1]["accuracy"] == pytest.approx(cal["exits"][0]["calib_accuracy"])
     assert all(len(p["levels"]) == 2 for p in curve)
     macs = [p["mean_macs"] for p in curve]
     accuracy = [p["accuracy"] for p in curve]
@@ -59,7 +74,7 @@ def test_curve_is_never_below_a_fixed_subnet_at_its_cost():
     logits, labels = synthetic_logits()
     cal = calibration_from_logits(logits, labels, COSTS)
     curve = cal["router"]["curve"]
-    for sub, cost in zip(cal["subnets"], (10, 20, 30)):
+    for sub, cost in zip(cal["exits"], (10, 20, 30)):
         affordable = [p["accuracy"] for p in curve if p["mean_macs"] <= cost]
         assert max(affordable) >= sub["calib_accuracy"] - 1e-12
 
@@ -68,7 +83,7 @@ def test_curve_levels_reproduce_on_the_board():
     """The thresholds the board derives from a point's levels give the point's exits again."""
     logits, labels = synthetic_logits()
     cal = calibration_from_logits(logits, labels, COSTS)
-    quantiles = np.array([s["entropy_quantiles"] for s in cal["subnets"]])
+    quantiles = np.array([s["entropy_quantiles"] for s in cal["exits"]])
     entropies = softmax_entropy(logits)
     for point in cal["router"]["curve"][::10]:
         exit_at = exit_subnets(entropies, thresholds_for_levels(quantiles, point["levels"]))
@@ -96,13 +111,14 @@ def test_curve_on_test_uses_calibration_levels():
 def test_costs_and_calibrate_on_a_real_network():
     torch.manual_seed(0)
     net = DynamicNet(NetConfig(arch="resnet", img_size=16, widths=[0.25, 0.25]))
-    costs = subnet_costs(net)
-    subs = costs["subnets"]
-    assert subs[-1]["params_cumulative"] == sum(p.numel() for p in net.parameters())
+    costs = ladder_costs(methods.get("concat").export_plan(net))
+    subs = costs["exits"]
+    assert subs[-1]["params"] == sum(p.numel() for p in net.parameters())
     for k, sub in enumerate(subs):
-        before = costs["trunk"]["macs"] if k == 0 else subs[k - 1]["macs_cumulative"]
+        before = 0 if k == 0 else subs[k - 1]["macs_cumulative"]
         assert sub["macs_cumulative"] == before + sub["macs_incremental"] > before
+        assert sub["macs_alone"] == sub["macs_cumulative"]
     rng = np.random.default_rng(0)
     split = Split(rng.integers(0, 256, (40, 16, 16, 3), dtype=np.uint8), rng.integers(0, 10, 40))
     cal = calibrate(net, split, costs, device="cpu")
-    assert len(cal["subnets"]) == 2 and len(cal["router"]["curve"]) == 51
+    assert len(cal["exits"]) == 2 and len(cal["router"]["curve"]) == 51

@@ -1,4 +1,5 @@
-"""The cascade engine: cache reuse counted per interpreter, escalation == recomputation, the guard."""
+"""The board engine: cache reuse counted per interpreter, escalation == recomputation, the guard,
+the public-API stages against the fast path."""
 import json
 
 import numpy as np
@@ -46,17 +47,22 @@ def test_escalation_equals_recomputation_from_scratch():
 def test_exit_at_first_subnet_at_or_under_its_threshold():
     cascade = Cascade(fake_bundle(), threads=1, interpreter_factory=fake_factory())
     x = image(5)
-    cascade.run_trunk(x)
-    _, h1, _ = cascade.run_subnet(1)
+    cascade.set_image(x)
+    cascade.run_exit(1)
+    h1 = cascade.exit_statistics(1)[0]
     assert cascade.infer(x, [h1, -np.inf, np.inf]).exit_subnet == 1
     assert cascade.infer(x, [h1 - 1e-6, np.inf, np.inf]).exit_subnet == 2
 
 
-def test_subnets_must_run_in_order_on_a_frame():
+def test_an_exit_runs_the_stages_it_needs_that_the_frame_has_not_run():
     cascade = Cascade(fake_bundle(), threads=1, interpreter_factory=fake_factory())
-    cascade.run_trunk(image())
-    with pytest.raises(ValueError, match="run subnets in order"):
-        cascade.run_subnet(2)
+    cascade.set_image(image())
+    cascade.run_exit(2)
+    assert cascade.invokes == {"trunk": 1, "subnet_1": 1, "subnet_2": 1, "subnet_3": 0}
+    cascade.run_exit(3)
+    assert cascade.invokes == {"trunk": 1, "subnet_1": 1, "subnet_2": 1, "subnet_3": 1}
+    with pytest.raises(ValueError, match="exit 4 does not exist"):
+        cascade.run_exit(4)
 
 
 def test_deadline_guard_answers_with_what_it_has():
@@ -95,7 +101,7 @@ def test_a_load_spike_during_warm_up_does_not_inflate_a_nominal_cost():
 def test_a_preempted_stage_counts_as_a_bounded_slowdown():
     costs = CostModel(2, alpha=0.5, max_jump=2.0)
     costs.calibrate([[0.002], [0.002]])
-    costs.observe_frame([0.100])  # the trunk sat preempted: 50x its cost
+    costs.observe_frame([0], [0.100])  # the trunk sat preempted: 50x its cost
     assert 1.0 < costs.predict(1) / 0.002 <= 2.0  # counted as at most max_jump x the estimate
 
 
@@ -105,7 +111,7 @@ def test_a_lasting_slowdown_past_the_bound_is_still_learned():
     costs = CostModel(2, alpha=0.5, max_jump=2.0)
     costs.calibrate([[0.002], [0.002]])
     for _ in range(12):
-        costs.observe_frame([0.010, 0.010])
+        costs.observe_frame([0, 1], [0.010, 0.010])
     assert costs.predict(1) == pytest.approx(0.010, rel=0.01)
 
 
@@ -115,7 +121,7 @@ def test_a_cheap_stage_moves_the_prediction_less_than_an_expensive_one():
     def after(frame):
         costs = CostModel(2, alpha=0.5)
         costs.calibrate([[0.001], [0.004]])
-        costs.observe_frame(frame)
+        costs.observe_frame(range(len(frame)), frame)
         return costs.predict(1) / 0.004
     cheap_only, both = after([0.002]), after([0.002, 0.008])
     assert 1.0 < cheap_only < both < 2.0
@@ -127,7 +133,7 @@ def test_a_cold_first_stage_barely_moves_the_prediction_of_the_subnets():
     costs = CostModel(3)
     costs.calibrate([[0.001], [0.004], [0.005]])
     for _ in range(50):
-        costs.observe_frame([0.002, 0.004, 0.005])
+        costs.observe_frame([0, 1, 2], [0.002, 0.004, 0.005])
     assert costs.predict(2) == pytest.approx(0.005 * 1.1)
 
 
@@ -138,22 +144,16 @@ def test_a_bimodal_cost_is_predicted_at_its_mean_with_no_margin():
     costs.calibrate([[0.001], [0.001]])
     predictions = []
     for i in range(400):
-        costs.observe_frame([0.0015, 0.0015] if i % 2 else [0.001, 0.001])
+        costs.observe_frame([0, 1], [0.0015, 0.0015] if i % 2 else [0.001, 0.001])
         predictions.append(costs.predict(1))
     assert np.mean(predictions[-2:]) == pytest.approx(0.00125, rel=1e-3)
 
 
-def test_mismatched_subnet_file_is_named():
+def test_a_stage_fed_a_tensor_of_another_shape_is_named():
     bundle = fake_bundle()
-    good = fake_factory()
-
-    def factory(path, threads):
-        interp = good(path, threads)
-        if str(path).endswith("subnet_2"):
-            interp._in[1]["shape"] = np.array([1, 99])
-        return interp
-    with pytest.raises(CascadeError, match="subnet_2"):
-        Cascade(bundle, threads=1, interpreter_factory=factory)
+    bundle.manifest["stages"][2]["inputs"][1]["from"] = "trunk.features"  # subnet_2's cached features
+    with pytest.raises(CascadeError, match=r"subnet_2: takes a args_1 \(trunk.output_0\) of shape"):
+        Cascade(bundle, threads=1, interpreter_factory=fake_factory())
 
 
 def test_a_tensor_that_moves_during_invoke_is_refused():
@@ -172,63 +172,61 @@ def test_a_tensor_that_moves_during_invoke_is_refused():
             interpreter.invoke = invoke
         return interpreter
     with pytest.raises(CascadeError, match="trunk: tensor 'output_0' moved during invoke"):
-        Cascade(fake_bundle(), threads=1, interpreter_factory=moving_trunk)
+        Cascade(fake_bundle(), threads=1, interpreter_factory=moving_trunk, fast=True)
 
 
-def test_with_interpreters_the_trunk_tensor_is_copied_from_the_trunks_output():
+def test_the_trunk_tensor_is_copied_from_the_trunks_output():
     cascade = Cascade(fake_bundle(), threads=1, interpreter_factory=fake_factory())
     x = image(5)
-    cascade.run_trunk(x)
-    cascade.run_subnet(1)
-    trunk_out = cascade.trunk.port("output", "output_0").array
-    subnet_in = cascade.subnets[0].port("input", "args_0").array
+    cascade.set_image(x)
+    cascade.run_exit(1)
+    trunk_out = cascade.stages[0].port("output", "output_0").array
+    subnet_in = cascade.stages[1].port("input", "args_0").array
     np.testing.assert_array_equal(trunk_out, np.full(trunk_out.shape, x.mean() / 255.0, np.float32))
     np.testing.assert_array_equal(subnet_in, trunk_out)
     assert not np.shares_memory(subnet_in, trunk_out)
 
 
-RUNTIMES = ["litert", "litert-interpreter"]  # CompiledModel stages (shared trunk buffer), Interpreter stages
+PATHS = [False, True]  # the documented API (PublicStage), the fast path (Stage, ports bound in the arena)
 
 
-def test_compiled_stages_read_the_trunk_and_feature_buffers_in_place(tiny_bundle):
-    """With LiteRT's CompiledModel no subnet step moves a tensor: every subnet reads the trunk's
-    output buffer, and subnet k the features buffer subnet k-1 wrote; only the image is passed
-    to the runtime."""
+def test_the_fast_path_is_taken_only_on_tested_runtime_versions(tiny_bundle, monkeypatch):
     from device.bundle.loader import load_bundle
-    cascade = Cascade(load_bundle(tiny_bundle), runtime="litert", threads=1)
-    assert type(cascade.trunk).__name__ == "CompiledStage"
-    assert cascade.trunk.port("output", "output_0").array is None  # Python never sees it
-    assert len(cascade.trunk.flushes()) == 1  # the image
-    assert cascade.input_moves == (0,) * cascade.num_subnets
-    for k, stage in enumerate(cascade.subnets, start=1):
-        assert (stage.port("output", "output_0").array is None) == (k < cascade.num_subnets)  # read by k+1
+    from device.engine import runtime
+    bundle = load_bundle(tiny_bundle)
+    assert Cascade(bundle, runtime="litert", threads=1).fast_path  # ai-edge-litert 2.3 here
+    monkeypatch.setattr(runtime, "FAST_PATH_TESTED", {"ai-edge-litert": ("9.",)})
+    cascade = Cascade(bundle, runtime="litert", threads=1)
+    assert not cascade.fast_path and type(cascade.stages[0]).__name__ == "PublicStage"
 
 
-def test_a_compiled_stage_whose_outputs_land_elsewhere_is_refused(tiny_bundle, monkeypatch):
-    """If LiteRT wrote an output into memory of its own rather than the array Python reads, the
-    run at load must refuse the file instead of answering from an array that never changes."""
-    from ai_edge_litert.tensor_buffer import TensorBuffer
-
+def test_public_and_fast_paths_give_identical_outputs(tiny_bundle):
+    """Issue 19's check: the documented-API stages answer every frame exactly as the fast path."""
     from device.bundle.loader import load_bundle
-    from device.engine.compiled import CompiledStage, aligned_zeros
-    create, elsewhere = TensorBuffer.create_from_host_memory, []
+    bundle = load_bundle(tiny_bundle)
+    images, _ = bundle.eval_set()
+    K = bundle.num_subnets
+    outputs = {}
+    for fast in PATHS:
+        cascade = Cascade(bundle, runtime="litert", threads=1, fast=fast)
+        assert cascade.fast_path == fast
+        frames = []
+        for x in images[:10]:
+            result = cascade.infer(x[None].astype(np.float32), [-np.inf] * K)
+            frames.append((result.label, result.score, [cascade.logits(k).copy() for k in range(1, K + 1)]))
+        outputs[fast] = frames
+    for (label, score, logits), (label_f, score_f, logits_f) in zip(outputs[False], outputs[True]):
+        assert (label, score) == (label_f, score_f)
+        for a, b in zip(logits, logits_f):
+            np.testing.assert_array_equal(a, b)
 
-    def somewhere_else(array):  # the runtime's output buffers over arrays Python never reads
-        elsewhere.append(aligned_zeros(array.shape, array.dtype))
-        return create(elsewhere[-1])
-    monkeypatch.setattr(TensorBuffer, "create_from_host_memory", staticmethod(somewhere_else))
-    subnet_1 = load_bundle(tiny_bundle).model_files("fp32")[1][0]
-    with pytest.raises(CascadeError, match="subnet_1.*did not write output 'output_0' in place"):
-        CompiledStage("subnet_1", subnet_1, threads=1)
-    assert np.any(elsewhere[0] != 0)
 
-
-@pytest.mark.parametrize("runtime", RUNTIMES)
-def test_real_bundle_escalation_matches_fresh_frames(tiny_bundle, runtime):
+@pytest.mark.parametrize("fast", PATHS)
+def test_real_bundle_escalation_matches_fresh_frames(tiny_bundle, fast):
     """On real TFLite files: escalating through the cache gives each subnet's logits as a fresh run."""
     from device.bundle.loader import load_bundle
     bundle = load_bundle(tiny_bundle)
-    cascade = Cascade(bundle, runtime=runtime, threads=1)
+    cascade = Cascade(bundle, runtime="litert", threads=1, fast=fast)
     h, w = bundle.input_size
     x = np.random.default_rng(0).uniform(0, 255, (1, h, w, 3)).astype(np.float32)
     K = bundle.num_subnets
@@ -237,24 +235,21 @@ def test_real_bundle_escalation_matches_fresh_frames(tiny_bundle, runtime):
     escalated = np.array([cascade.logits(k) for k in range(1, K + 1)])  # a copy: the buffers are the stages' own
     assert all(cascade.invokes[n] - before[n] == 1 for n in before)
     for k in range(1, K + 1):
-        cascade.run_trunk(np.zeros_like(x))  # spoil the cache with another frame first
-        for j in range(1, K + 1):
-            cascade.run_subnet(j)
-        cascade.run_trunk(x)
-        for j in range(1, k + 1):
-            logits, _, _ = cascade.run_subnet(j)
-        np.testing.assert_allclose(logits, escalated[k - 1], rtol=1e-5, atol=1e-5)
+        cascade.run_all(np.zeros_like(x))  # spoil the cache with another frame first
+        cascade.set_image(x)
+        cascade.run_exit(k)
+        np.testing.assert_allclose(cascade.logits(k), escalated[k - 1], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("runtime", RUNTIMES)
-def test_exit_statistics_are_the_softmax_of_each_files_logits(tiny_bundle, runtime):
+@pytest.mark.parametrize("fast", PATHS)
+def test_exit_statistics_are_the_softmax_of_each_files_logits(tiny_bundle, fast):
     """The entropy, top-1 probability and class each subnet file computes, which the exit
     decisions and the answer read, are those of its own logits (tests/test_export.py covers confident logits:
     the tiny bundle's are all near uniform)."""
     from device.bundle.loader import load_bundle
     from device.policy.exits import softmax_entropy
     bundle = load_bundle(tiny_bundle)
-    cascade = Cascade(bundle, runtime=runtime, threads=1)
+    cascade = Cascade(bundle, runtime="litert", threads=1, fast=fast)
     images, _ = bundle.eval_set()
     K = bundle.num_subnets
     for x in images[:20]:
@@ -279,7 +274,7 @@ def test_a_subnet_file_without_exit_statistics_is_refused():
             interp._out = interp._out[:2]
             interp._sig["serving_default"]["outputs"].pop("output_2")
         return interp
-    with pytest.raises(CascadeError, match="subnet_2: has no exit statistics output.*host/build.py"):
+    with pytest.raises(CascadeError, match="subnet_2: no output 'output_2'"):
         Cascade(fake_bundle(), threads=1, interpreter_factory=two_outputs)
 
 
@@ -301,11 +296,10 @@ def test_quantized_ports_convert_in_place():
 def test_int8_hand_over_requantizes_without_a_float_round_trip():
     """Trunk tensor int8 -> a subnet's int8 input: a copy when both share a quantization, else one
     table lookup that gives what dequantize-then-quantize gives, for every int8 code."""
-    from device.engine.stage import hand_over, same_values
+    from device.engine.stage import hand_over
     codes = np.arange(-128, 128, dtype=np.int8)
     source = int8_port(0.1, -5)
     same, other = int8_port(0.1 * (1 + 1e-7), -5), int8_port(0.25, 7)  # one tensor, two files' rounding; another
-    assert same_values(source, same) and not same_values(source, other)
     (copy,) = hand_over(source, same, "subnet_1", "x")
     to_indices, requantize = hand_over(source, other, "subnet_2", "x")
     assert copy.func is np.copyto and requantize.func is np.take
@@ -319,10 +313,11 @@ def test_int8_hand_over_requantizes_without_a_float_round_trip():
         assert other.array.tolist() == [expected.astype(np.int8).tolist()]
 
 
-def float_chain_logits(files, images) -> np.ndarray:
+def float_chain_logits(files: dict, images) -> np.ndarray:
     """(K, N, classes) logits of trunk + subnets called file by file, every tensor between them
-    taken through float: the reference the cascade's int8 hand-over must match."""
-    trunk, subnets = ModelFile(files.trunk), [ModelFile(p) for p in files.subnets]
+    taken through float: the reference the engine's int8 hand-over must match."""
+    trunk = ModelFile(files["trunk"])
+    subnets = [ModelFile(files[f"subnet_{k}"]) for k in range(1, len(files))]
     logits = []
     for image in images:
         (t,) = trunk(image[None].astype(np.float32))
@@ -335,27 +330,27 @@ def float_chain_logits(files, images) -> np.ndarray:
 
 
 def test_real_int8_files_escalate_like_a_float_chain(tiny_bundle, tmp_path):
-    """int8 files on the board's cascade, with either kind of stage: the tensors handed over in
-    int8 (shared, copied or requantized by a table) give the logits of the files called one by
-    one with every boundary tensor taken through float."""
+    """int8 files on the board's engine, on either path: the tensors handed over in int8 (copied
+    or requantized by a table) give the logits of the files called one by one with every
+    boundary tensor taken through float."""
     from converters.quantize import export_int8
     from device.bundle import Bundle, load_bundle
-    from host import checkpoint
+    from host import checkpoint, methods
     base = load_bundle(tiny_bundle)
     net, _ = checkpoint.load(tiny_bundle.parents[1] / "checkpoint")
     images, _ = base.eval_set()
     images = images[:40]
-    files = export_int8(net, images[:32], tmp_path)
-    manifest = {**base.manifest, "precisions": {"int8": {"trunk": files.trunk.name,
-                                                         "subnets": [p.name for p in files.subnets]}}}
+    files = export_int8(methods.get("concat").export_plan(net), images[:32], tmp_path)
+    manifest = {**base.manifest, "precisions": {"int8": {"files": {n: p.name for n, p in files.items()}}}}
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     expected = float_chain_logits(files, images)
-    for runtime in RUNTIMES:
-        cascade = Cascade(Bundle(model_dir=tmp_path, manifest=manifest), runtime=runtime, threads=1, precision="int8")
-        assert cascade.trunk.port("output", "output_0").dtype == np.int8
+    for fast in PATHS:
+        cascade = Cascade(Bundle(model_dir=tmp_path, manifest=manifest), runtime="litert", threads=1,
+                          precision="int8", fast=fast)
+        assert cascade.stages[0].port("output", "output_0").dtype == np.int8
         K = cascade.num_subnets
         for i, x in enumerate(images):
             cascade.infer(x[None].astype(np.float32), [-np.inf] * K)
             for k in range(K):
-                step = cascade.subnets[k].port("output", "output_1").scale
+                step = cascade.stages[k + 1].port("output", "output_1").scale
                 np.testing.assert_allclose(cascade.logits(k + 1)[0], expected[k, i], atol=2.01 * step)

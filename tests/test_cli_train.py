@@ -89,7 +89,7 @@ def test_run_training_end_to_end_and_resume(tmp_path, monkeypatch):
              "--calib-size", "2", "--data", str(tiny_folder(tmp_path / "d")), "--out", str(tmp_path / "run")]
     parser = add_training_args(Parser())
     result = run_training(parser.parse_args(flags))
-    assert len(result.accuracy) == 2 and len(result.calibration["subnets"]) == 2
+    assert len(result.accuracy) == 2 and len(result.calibration["exits"]) == 2
     config = checkpoint.read_config(tmp_path / "run")
     assert config["results"]["test_top1"] == result.accuracy and config["net"]["widths"] == [0.5, 0.5]
     again = run_training(parser.parse_args(flags + ["--resume"]))

@@ -96,7 +96,7 @@ def test_torchrun_train_then_single_process_build_and_resume(tmp_path, cifar_tar
     flags = [*TINY_ARGS, "--limit-train", "131", "--data", cifar_tar]
     proc = run([*TORCHRUN, REPO / "host" / "train.py", *flags, "--out", ckpt], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("MMACs cum") == 1 and "distributed: 2 processes (gloo)" in proc.stderr
+    assert proc.stdout.count("calib top-1") == 1 and "distributed: 2 processes (gloo)" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # nothing else written, by any rank
     assert sorted(p.name for p in ckpt.iterdir()) == ["config.json", "model.safetensors", "optimizer.safetensors"]
     config = checkpoint.read_config(ckpt)

@@ -11,14 +11,16 @@ import pytest
 import torch
 from ai_edge_litert.interpreter import Interpreter
 
-from converters.export import ExitStatistics, ExportError, TrunkExport, convert_module, trunk_shape
+from converters.export import ExitStatistics, ExportError, convert_module
 from converters.flatbuffer import anatomy
-from converters.parity import ParityError, check_fp32, check_int8, measure
-from converters.quantize import calibration_inputs, int8_name, quantize_module
+from converters.parity import ParityError, check_fp32, check_int8, measure, torch_reference
+from converters.quantize import calibration_inputs, quantize_module
+from device.bundle import load_bundle
 from device.engine import Cascade
 from device.engine.outputs import ModelFile
 from device.policy.exits import softmax_entropy
-from host import checkpoint
+from host import checkpoint, methods
+from host.methods.concat import TrunkExport, trunk_shape
 from host.network import InvertedResidual
 from tests.torch_threads import one_thread  # noqa: F401  (autouse fixture)
 
@@ -31,20 +33,25 @@ def test_files_have_the_manifest_signatures_and_nhwc_layout(tiny_bundle):
     m = manifest_of(tiny_bundle)
     model = tiny_bundle / "model"
     size = m["input"]["height"]
+    net, _ = checkpoint.load(tiny_bundle.parents[1] / "checkpoint")
+    assert m["method"] == "concat"
     trunk = ModelFile(model / "trunk.tflite").stage
     assert list(trunk.inputs) == ["args_0"]
     assert trunk.port("input", "args_0").shape == (1, size, size, 3)
-    assert list(trunk.port("output", "output_0").shape) == m["trunk"]["output_shape"]
-    for sub in m["subnets"]:
-        stage = ModelFile(model / f"subnet_{sub['index']}.tflite").stage
-        assert sorted(stage.inputs) == (["args_0"] if sub["index"] == 1 else ["args_0", "args_1"])
-        if sub["index"] > 1:
-            assert stage.port("input", "args_1").shape[1] == sub["feature_offset"]
-        assert sorted(stage.outputs) == ["output_0", "output_1", "output_2"]
-        assert stage.port("output", "output_0").shape[1] == sub["feature_offset"] + sub["feature_dim"]  # [f_1..f_k]
+    assert trunk.port("output", "output_0").shape == trunk_shape(net)
+    assert [s["name"] for s in m["stages"]] == ["trunk", "subnet_1", "subnet_2", "subnet_3"]
+    for k, entry in enumerate(m["stages"][1:], start=1):
+        stage = ModelFile(model / f"subnet_{k}.tflite").stage
+        assert [f["from"] for f in entry["inputs"]] == ["trunk.features"] + ([f"subnet_{k - 1}.features"] if k > 1 else [])
+        assert sorted(stage.inputs) == (["args_0"] if k == 1 else ["args_0", "args_1"])
+        if k > 1:
+            assert stage.port("input", "args_1").shape[1] == net.feature_offsets[k - 1]
+        assert entry["outputs"] == {"features": "output_0", "logits": "output_1", "statistics": "output_2"}
+        assert stage.port("output", "output_0").shape[1] == net.feature_offsets[k]  # [f_1..f_k]
         assert stage.port("output", "output_1").shape[1] == len(m["labels"])
         stats = stage.port("output", "output_2")
         assert stats.shape == (1, 3) and stats.dtype == np.float32
+    assert [e["stages"] for e in m["exits"]] == [["trunk", *[f"subnet_{j}" for j in range(1, k + 1)]] for k in (1, 2, 3)]
 
 
 def test_exit_statistics_file_matches_numpy_from_unsure_to_confident(tmp_path):
@@ -75,7 +82,7 @@ def test_files_keep_only_their_input_and_output_tensor_names(tiny_bundle):
 
 def test_build_recorded_fp32_parity_within_thresholds(tiny_bundle):
     parity = manifest_of(tiny_bundle)["precisions"]["fp32"]["parity"]
-    assert set(parity) == {"trunk.tflite", "subnet_1.tflite", "subnet_2.tflite", "subnet_3.tflite"}
+    assert set(parity) == {"subnet_1.tflite", "subnet_2.tflite", "subnet_3.tflite"}  # the answering files
     for figures in parity.values():
         assert figures["top1_agreement"] >= 0.999
         assert figures["max_abs_logit_diff"] <= 1e-3 * figures["logit_range"]
@@ -92,27 +99,25 @@ def test_parity_names_the_file_that_disagrees(tiny_bundle):
             param.mul_(-3.0)
     with np.load(tiny_bundle / "model" / "eval.npz") as data:
         images, labels = np.concatenate([data["images"]] * 2), np.concatenate([data["labels"]] * 2)
-    model = tiny_bundle / "model"
-    engine = Cascade.from_files(model / "trunk.tflite", [model / f"subnet_{k}.tflite" for k in (1, 2, 3)], 10)
-    parity, _ = measure(net, engine, images, labels, np.array([0.5, 0.5, np.inf]))
+    engine = Cascade(load_bundle(tiny_bundle), threads=1)
+    parity, _ = measure(engine, torch_reference(net, images), images, labels, np.array([0.5, 0.5, np.inf]))
     assert parity["subnet_1.tflite"]["max_abs_logit_diff"] < 1e-4
     with pytest.raises(ParityError, match="subnet_2.tflite"):
         check_fp32(parity)
 
 
 def test_int8_check_names_a_file_that_loses_accuracy():
-    fp32 = {"trunk.tflite": {"top1": 0.80}, "subnet_1.tflite": {"top1": 0.70}}
-    int8 = {"trunk_int8.tflite": {"top1": 0.795}, "subnet_1_int8.tflite": {"top1": 0.68}}
-    with pytest.raises(ParityError, match="subnet_1_int8.tflite"):
+    fp32 = {"subnet_1.tflite": {"top1": 0.80}, "subnet_2.tflite": {"top1": 0.70}}
+    int8 = {"subnet_1_int8.tflite": {"top1": 0.795}, "subnet_2_int8.tflite": {"top1": 0.68}}
+    with pytest.raises(ParityError, match="subnet_2_int8.tflite"):
         check_int8(int8, fp32)
 
 
 def test_parity_refuses_fewer_than_1000_images(tiny_bundle):
-    net, _ = checkpoint.load(tiny_bundle.parents[1] / "checkpoint")
-    model = tiny_bundle / "model"
-    engine = Cascade.from_files(model / "trunk.tflite", [model / "subnet_1.tflite"], 10)
+    engine = Cascade(load_bundle(tiny_bundle), threads=1)
     with pytest.raises(ValueError, match="1000"):
-        measure(net, engine, np.zeros((10, 32, 32, 3), np.uint8), np.zeros(10, np.int64), np.array([np.inf]))
+        measure(engine, np.zeros((3, 10, 10)), np.zeros((10, 32, 32, 3), np.uint8), np.zeros(10, np.int64),
+                np.array([np.inf] * 3))
 
 
 class FourierBlock(torch.nn.Module):
@@ -137,8 +142,8 @@ def test_int8_trunk_tracks_pytorch_through_int8_boundaries(tiny_bundle, tmp_path
     net, _ = checkpoint.load(tiny_bundle.parents[1] / "checkpoint")
     with np.load(tiny_bundle / "model" / "eval.npz") as data:
         images = data["images"][:32]
-    samples = calibration_inputs(net, images)["trunk"]
-    path = quantize_module(TrunkExport(net).eval(), samples, tmp_path / int8_name("trunk.tflite"), "trunk")
+    samples = calibration_inputs(methods.get("concat").export_plan(net), images)["trunk"]
+    path = quantize_module(TrunkExport(net).eval(), samples, tmp_path / "trunk_int8.tflite", "trunk")
     int8 = ModelFile(path)
     assert path.name == "trunk_int8.tflite"
     with torch.no_grad():

@@ -72,8 +72,9 @@ def test_without_frozen_update_gradients_reach_every_input():
 
 
 def test_config_refuses_bad_widths_and_arch():
+    from host import methods
     with pytest.raises(ValueError, match="sum"):
-        NetConfig(widths=[0.5, 0.6])
+        methods.build_network(NetConfig(widths=[0.5, 0.6]))
     with pytest.raises(ValueError, match="mobilenet"):
         NetConfig(arch="vgg")
 

@@ -10,7 +10,7 @@ from device.flags import run_cli
 from device.profiling.profiler import main
 from tests.profile_runs import TFLITE_RUNTIME_PYTHON, quick_profile, without_eval_set
 
-SECTIONS = ("board", "runtime", "bundle", "load", "trunk", "subnets", "cache", "threads", "cascade",
+SECTIONS = ("board", "runtime", "bundle", "load", "stages", "subnets", "cache", "threads", "cascade",
             "router", "router_trace", "memory", "thermal", "system", "skipped")
 STATS = ("mean", "p50", "p95", "p99", "std")
 # Table columns that hold names or states, not figures: every other column must name a unit.

@@ -123,8 +123,9 @@ def test_other_processes_load_jump_moves_exits_cheaper_before_latency_rises():
 
 
 def frame(exit_subnet, stages, cut=False):
-    """A cascade Result as the router sees it: exit, stage latencies (trunk, subnet 1, ...), guard cut."""
-    return Result(0, 0.9, 0.1, exit_subnet, tuple(stages), cut)
+    """A concat Result as the router sees it: exit, stage latencies (trunk, subnet 1, ...), guard
+    cut; the stages past the trunk and subnet 1 are escalations."""
+    return Result(0, 0.9, 0.1, exit_subnet, tuple(stages), cut, tuple(range(len(stages))), sum(stages[2:]))
 
 
 def test_an_overrun_no_setting_could_avoid_leaves_q_alone():

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from converters.quantize import export_int8
+from device.bundle.ladder import ladder_from
 from device.engine import Cascade
 from device.engine.outputs import exit_outputs
 from device.policy.exits import softmax_entropy
-from host import checkpoint
+from host import checkpoint, methods
 from tests.torch_threads import one_thread  # noqa: F401  (autouse fixture)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,9 +40,10 @@ def tflite_runtime_outputs(engine_root: Path, model_dir: Path, images: np.ndarra
 
 def ai_edge_litert_outputs(model_dir: Path, precision: str, images: np.ndarray):
     """The same files through the engine here, in ai-edge-litert."""
-    entry = json.loads((model_dir / "manifest.json").read_text())["precisions"][precision]
-    cascade = Cascade.from_files(model_dir / entry["trunk"], [model_dir / s for s in entry["subnets"]], None, threads=1)
-    return exit_outputs(cascade, images)
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    ladder = ladder_from(manifest["stages"], manifest["exits"], manifest["precisions"][precision]["files"], model_dir,
+                         None)
+    return exit_outputs(Cascade.from_ladder(ladder, threads=1), images)
 
 
 def test_tflite_runtime_gives_the_same_top1(tiny_bundle, tmp_path):
@@ -63,9 +65,10 @@ def test_tflite_runtime_runs_int8_files_alike(tiny_bundle, tmp_path):
     net, _ = checkpoint.load(tiny_bundle.parents[1] / "checkpoint")
     with np.load(tiny_bundle / "model" / "eval.npz", allow_pickle=False) as data:
         images = data["images"][:200]
-    files = export_int8(net, images[:32], tmp_path)
-    (tmp_path / "manifest.json").write_text(json.dumps({"precisions": {"int8": {
-        "trunk": files.trunk.name, "subnets": [p.name for p in files.subnets]}}}))
+    files = export_int8(methods.get("concat").export_plan(net), images[:32], tmp_path)
+    manifest = json.loads((tiny_bundle / "model" / "manifest.json").read_text())
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "precisions": {"int8": {
+        "files": {name: path.name for name, path in files.items()}}}}))
     theirs, their_stats = tflite_runtime_outputs(REPO, tmp_path, images, tmp_path, "int8")
     ours = ai_edge_litert_outputs(tmp_path, "int8", images)
     assert theirs.shape == ours.logits.shape

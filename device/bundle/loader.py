@@ -13,9 +13,10 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from device.bundle.ladder import Ladder, ladder_from
+from device.bundle.manifest import MANIFEST_NAME, ManifestError, validate_manifest
 from device.errors import UserError
 from device.policy.exits import control_table
-from device.bundle.manifest import MANIFEST_NAME, ManifestError, validate_manifest
 
 MODEL_DIR = "model"
 
@@ -32,7 +33,12 @@ class Bundle:
 
     @property
     def num_subnets(self) -> int:
-        return len(self.manifest["subnets"])
+        """The exits of the ladder ("subnets": each exit is one subnet of the method's network)."""
+        return len(self.manifest["exits"])
+
+    @property
+    def method(self) -> str:
+        return self.manifest["method"]
 
     @property
     def labels(self) -> list:
@@ -49,8 +55,7 @@ class Bundle:
 
     def entropy_quantiles(self) -> np.ndarray:
         """(K, QUANTILE_POINTS) calibrated entropy quantiles, subnet 1 first."""
-        ordered = sorted(self.manifest["subnets"], key=lambda s: s["index"])
-        return np.array([s["entropy_quantiles"] for s in ordered], dtype=np.float64)
+        return np.array([e["entropy_quantiles"] for e in self.manifest["exits"]], dtype=np.float64)
 
     def control_table(self) -> np.ndarray:
         """(P, K) entropy thresholds, one row per point of the calibrated router curve."""
@@ -60,13 +65,14 @@ class Bundle:
     def precisions(self) -> list[str]:
         return list(self.manifest["precisions"])
 
-    def model_files(self, precision: str = "fp32") -> tuple[Path, list[Path]]:
-        """(trunk path, [subnet_1 path, ..., subnet_K path]) for one precision."""
+    def ladder(self, precision: str = "fp32") -> Ladder:
+        """The stages (with their files of `precision`) and exits the engine runs."""
         entry = self.manifest["precisions"].get(precision)
         if entry is None:
             raise BundleError(f"bundle {self.model_dir} has no '{precision}' model; "
                               f"available: {', '.join(self.precisions())}")
-        return self.model_dir / entry["trunk"], [self.model_dir / f for f in entry["subnets"]]
+        return ladder_from(self.manifest["stages"], self.manifest["exits"], entry["files"], self.model_dir,
+                           len(self.labels))
 
     def eval_set(self) -> tuple[np.ndarray, np.ndarray] | None:
         """(images (N, H, W, 3) uint8 RGB, labels (N,) int64) carried in the bundle, or None."""
@@ -128,7 +134,7 @@ def verify_files(model_dir: Path, manifest: dict) -> None:
             raise BundleError(f"{path}: sha256 does not match the manifest; the file is damaged or "
                               f"was modified, copy the bundle again or rebuild it")
     for precision, entry in manifest["precisions"].items():
-        for relative in [entry["trunk"], *entry["subnets"]]:
+        for relative in entry["files"].values():
             if relative not in files:
                 raise BundleError(f"{model_dir / relative}: {precision} model file is not listed "
                                   f"with a sha256 in the manifest; refusing an unverified file")

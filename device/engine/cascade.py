@@ -1,39 +1,36 @@
-"""The cascade engine: trunk once per frame, then subnets 1..K through the feature cache.
+"""The board engine: one walk up a bundle's exit ladder per frame, for every method.
 
-A frame runs the trunk, then subnet 1; it stops at the first subnet whose softmax entropy is at
-or under that subnet's threshold, else escalates to the next subnet, which reads the cached
-trunk tensor and the features [f_1..f_{k-1}] that the subnet before it returned, instead of
-recomputing them. Each subnet file computes its own entropy, top-1 probability and class (its
-exit statistics output), so a decision reads one number. Before escalating, the deadline guard
-compares the time spent plus the next subnet's measured cost with the deadline and, when it
-would pass, answers with what it has.
+A bundle is a set of stages (one model file each, fed by the image or by named outputs of
+other stages) and a ladder of exits (device/bundle/manifest.py). For the next exit, a frame
+runs the stages that exit needs and this frame has not run yet, on the outputs already
+computed, then decides from that exit's statistics: answer when its softmax entropy is at or
+under its threshold, else go on. What a frame computed stays where the stages wrote it (their
+own output tensors, allocated once at load): that is the feature cache. The concat method's
+exit k+1 needs only subnet_{k+1}, which reads the cached trunk tensor and [f_1..f_k]; a
+width-switching method's exit k+1 is a stage of its own and runs from the image. An exit whose
+threshold is -inf (level 0: it never answers) is still tried where that costs nothing, where
+the top exit needs all of its stages (concat: it is the deadline guard's fallback answer), and
+passed by otherwise: fixed:K of a slimmable bundle runs width K alone.
 
-Every model file is a stage (device/engine/stage.py: a TFLite Interpreter; device/engine/compiled.py: a
-LiteRT CompiledModel, whose subnets read the buffers the trunk and subnet k-1 wrote) that
-resolves its signature tensors by name and runs once at load to check them; the CostModel
-learns the stages' costs from the frames infer() answers. device/profile.py reuses
-run_trunk/run_subnet to time stages one by one.
-
-Between invokes a frame runs Python, and each invoke has just evicted that Python's code and
-data from the CPU caches, so every operation there costs several times its warm cost. infer()
-therefore calls no Python function per stage: it runs the stage's prepared moves (none between
-CompiledStages; else functools.partial over np.copyto or the runtime's write) and times the
-model's run with two clock reads. Outputs are read where the model wrote them, the softmax
-runs inside the subnet files, the daemon preprocesses straight into the trunk's input
-(Cascade.input), and the cost model learns once per frame, after the answer.
+Before going on, the deadline guard compares the time spent plus the predicted cost of the
+stages the next exit would run with the deadline and, when it would pass, answers with what it
+has. Each answering file computes its own entropy, top-1 probability and class (its
+"statistics" output), so a decision reads one number; the CostModel learns the stages' costs
+from the frames infer() answers.
 """
 from __future__ import annotations
 
+import math
 import os
 import time
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from device.engine.cache import FeatureCache
+from device.bundle.ladder import Ladder
+from device.bundle.manifest import IMAGE
 from device.engine.runtime import stage_factory
-from device.engine.stage import CascadeError, Stage, hand_over
+from device.engine.stage import CascadeError, PublicStage, Stage, hand_over
 from device.policy.costs import CostModel
 
 
@@ -42,204 +39,179 @@ def default_threads() -> int:
     return max(1, min(os.cpu_count() or 1, 4))
 
 
-class _Wiring(NamedTuple):
-    """What one stage's step runs: the stage, the prepared moves of its inputs into the runtime
-    (where not shared: the image, the trunk tensor, [f_1..f_{k-1}]), and its model run, untimed."""
-    stage: object
-    load: tuple          # zero-argument callables
-    run: object          # stage.run
-
-
-class _Files(NamedTuple):
-    """What a Cascade reads of a bundle, for files that are not in one."""
-    trunk: Path
-    subnets: list
-    num_classes: int | None
-
-    @property
-    def labels(self) -> range | None:
-        return None if self.num_classes is None else range(self.num_classes)
-
-    def model_files(self, precision: str) -> tuple:
-        return self.trunk, self.subnets
+class _Exit(NamedTuple):
+    needs: tuple        # stage indices, sources first
+    free: bool          # the top exit needs all of them: trying this exit costs nothing extra
+    answer: object      # the answering stage
+    statistics: object  # memoryview of its (1, 3) float32 statistics output: entropy, top-1 probability, class
+    logits: object      # its logits Port
 
 
 class Result(NamedTuple):
-    """One frame's answer (a NamedTuple: immutable, and made every frame at a third of the
-    cost of a frozen dataclass)."""
+    """One frame's answer (a NamedTuple: immutable, and cheap to make every frame)."""
     label: int               # class index into the bundle's labels
     score: float             # softmax probability of `label`
-    entropy: float           # softmax entropy (nats) of the answering subnet
-    exit_subnet: int         # 1..K, the subnet that answered
-    stage_latencies: tuple   # seconds: (trunk, subnet 1, ..., subnet exit_subnet)
+    entropy: float           # softmax entropy (nats) of the answering exit
+    exit_subnet: int         # 1..K, the exit (subnet) that answered
+    stage_latencies: tuple   # seconds of each stage the frame ran, in run order
     deadline_cut: bool       # True when the deadline guard stopped an escalation
+    stages: tuple = ()       # the indices of those stages (Cascade.stages)
+    escalated_s: float = 0.0  # seconds of the stages run after the first exit the frame tried
 
 
 class Cascade:
-    """The trunk and K subnet interpreters of one bundle precision, sharing one FeatureCache."""
+    """The stages of one bundle precision and the exits that read them."""
 
     def __init__(self, bundle, runtime: str | None = None, threads: int | None = None,
-                 precision: str = "fp32", interpreter_factory=None, clock=time.perf_counter):
-        """The stages of `bundle`'s `precision` files. `interpreter_factory(path, threads)` (fake
-        interpreters, run as Stages) and `clock` are injectable for tests."""
+                 precision: str = "fp32", interpreter_factory=None, clock=time.perf_counter, fast: bool | None = None):
+        """The stages of `bundle`'s `precision` files (a Bundle, or anything with ladder(precision)).
+        `interpreter_factory(path, threads)` (fake interpreters, run as PublicStages unless `fast`)
+        and `clock` are injectable for tests; `fast` forces the fast path on or off (default: by
+        the runtime's version)."""
         self.clock = clock
         self.threads = threads or default_threads()
         if interpreter_factory is not None:
+            kind = Stage if fast else PublicStage
+
             def factory(name, path, threads, clock):
-                return Stage(name, interpreter_factory(path, threads), path, clock)
+                return kind(name, interpreter_factory(path, threads), path, clock)
             factory.runtime_name = getattr(interpreter_factory, "runtime_name", "custom")
+            factory.fast_path = bool(fast)
         else:
-            factory = stage_factory(runtime)
+            factory = stage_factory(runtime, fast)
         self.runtime_name = factory.runtime_name
+        self.fast_path = factory.fast_path
         self.precision = precision
-        trunk_path, subnet_paths = bundle.model_files(precision)
-        num_classes = None if bundle.labels is None else len(bundle.labels)
-        self.trunk = factory("trunk", trunk_path, self.threads, clock)
-        self.subnets = [factory(f"subnet_{k}", p, self.threads, clock) for k, p in enumerate(subnet_paths, start=1)]
-        self._input = self.trunk.port("input", "args_0")
-        self.input_shape = self._input.shape
-        # Preprocess into this and pass it to infer(): it is the trunk's own input array unless
-        # that is quantized, which saves a copy per frame.
-        self.input = np.zeros(self.input_shape, np.float32) if self._input.quantized else self._input.array
-        self._trunk = _Wiring(self.trunk, tuple(self.trunk.flushes()), self.trunk.run)
-        self.num_subnets = len(self.subnets)
-        self.costs = CostModel(1 + len(self.subnets))  # stage 0 is the trunk, k is subnet k
-        self.cache = self._build_cache(num_classes)
-        self._wiring = self._wire_subnets()
-        # What infer() reads per stage, made once: (k, moves, model run, exit statistics)
-        self._steps = [(k, w.load, w.run, self.cache.exit_stats[k - 1] if k else None)
-                       for k, w in enumerate([self._trunk, *self._wiring])]
-        self._frames_by_exit = [0] * (self.num_subnets + 1)  # infer() frames by exit subnet: its invokes
+        ladder = bundle.ladder(precision)
+        self.stages = [factory(spec.name, spec.path, self.threads, clock) for spec in ladder.stages]
+        self._index = {spec.name: i for i, spec in enumerate(ladder.stages)}
+        self.input = self._image_input(ladder)
+        self.input_shape = self.input.shape
+        self._loads = [tuple(self._wire(spec)) for spec in ladder.stages]
+        self._runs = [stage.run for stage in self.stages]
+        self._exits = self._check_exits(ladder)
+        self.num_subnets = len(self._exits)
+        self.costs = CostModel(len(self.stages))
+        self._ran = [False] * len(self.stages)  # which stages hold this frame's outputs
+        self._frame_runs = [0] * len(self.stages)  # infer()'s runs of each stage, on top of stage.invokes
 
     @classmethod
-    def from_files(cls, trunk: Path, subnets: list, num_classes: int | None, **options) -> "Cascade":
-        """A cascade over model files not bundled yet (the build's parity): trunk.tflite and
-        subnet_1..K.tflite of one precision; `num_classes` None takes subnet 1's logits width;
-        `options` as for Cascade()."""
-        return cls(_Files(Path(trunk), [Path(p) for p in subnets], num_classes), **options)
+    def from_ladder(cls, ladder: Ladder, **options) -> "Cascade":
+        """An engine over model files not bundled yet (the build's parity); `options` as for Cascade()."""
+        class _Files:
+            @staticmethod
+            def ladder(precision):
+                return ladder
+        return cls(_Files(), **options)
 
-    @property
-    def stages(self) -> list:
-        return [self.trunk, *self.subnets]
+    def _image_input(self, ladder: Ladder) -> np.ndarray:
+        """Where the daemon preprocesses a frame: the one image-fed float input's own array when
+        there is one, which saves a copy per frame, else a staging array that each image-fed
+        stage copies (and quantizes) from when it runs."""
+        ports = [self.stages[i].port("input", name) for i, spec in enumerate(ladder.stages)
+                 for name, source in spec.inputs if source == IMAGE]
+        if not ports:
+            raise CascadeError("no stage of the bundle takes the image; rebuild the bundle with host/build.py")
+        shapes = {port.shape for port in ports}
+        if len(shapes) > 1:
+            raise CascadeError(f"the stages take images of different shapes {sorted(shapes)}")
+        self._image_ports = ports
+        if len(ports) == 1 and not ports[0].quantized:
+            return ports[0].array
+        return np.zeros(ports[0].shape, np.float32)
+
+    def _wire(self, spec) -> list:
+        """The moves that bring one stage's inputs in before it runs: the image from the staging
+        array, other stages' outputs by hand_over (a copy, or a requantization between int8 files)."""
+        stage = self.stages[self._index[spec.name]]
+        moves = []
+        for name, source in spec.inputs:
+            port = stage.port("input", name)
+            if source == IMAGE:
+                if port.array is not self.input:
+                    moves.append(lambda port=port: port.write(self.input))
+                continue
+            producer, output = source
+            moves += hand_over(self.stages[self._index[producer]].port("output", output), port, spec.path,
+                               f"{name} ({producer}.{output})")
+        return moves
+
+    def _check_exits(self, ladder: Ladder) -> list:
+        exits, num_classes = [], ladder.num_classes
+        for k, spec in enumerate(ladder.exits, start=1):
+            answer = self.stages[self._index[spec.answer]]
+            outputs = ladder.stages[self._index[spec.answer]].outputs
+            logits, statistics = answer.port("output", outputs["logits"]), answer.port("output", outputs["statistics"])
+            num_classes = num_classes or logits.shape[-1]
+            if logits.shape != (1, num_classes):
+                raise CascadeError(f"{answer.path}: logits {logits.shape} are not (1, {num_classes})")
+            if statistics.shape != (1, 3) or statistics.dtype != np.float32:
+                raise CascadeError(f"{answer.path}: exit statistics are {statistics.dtype}{list(statistics.shape)}, "
+                                   f"not float32 [1, 3]; rebuild the bundle with host/build.py")
+            exits.append(_Exit(tuple(self._index[name] for name in spec.stages),
+                               set(spec.stages) <= set(ladder.exits[-1].stages), answer,
+                               memoryview(statistics.array[0]), logits))
+        return exits
 
     @property
     def input_moves(self) -> tuple:
-        """Per subnet step, the array operations that move its inputs in: copies, requantizations
-        and writes to the runtime; 0 where it reads the buffers the trunk and the subnet before it
-        wrote (CompiledModel stages)."""
-        return tuple(len(wiring.load) for wiring in self._wiring)
+        """Per stage, the array operations that move its inputs in before it runs (copies,
+        requantizations; the image where it is not the stage's own input array)."""
+        return tuple(len(loads) for loads in self._loads)
 
     @property
     def invokes(self) -> dict:
-        """{stage name: invokes so far}, e.g. {'trunk': 10, 'subnet_1': 10, 'subnet_2': 3, ...}:
-        each stage's own count (warm-up, run_trunk, run_subnet) plus the infer() frames that ran
-        it, those that exited at or past it."""
-        by_exit = self._frames_by_exit
-        return {stage.name: stage.invokes + sum(by_exit[max(k, 1):]) for k, stage in enumerate(self.stages)}
+        """{stage name: runs so far}: each stage's own count (warm-up, run_stage) plus infer()'s."""
+        return {stage.name: stage.invokes + runs for stage, runs in zip(self.stages, self._frame_runs)}
 
-    def _build_cache(self, num_classes: int | None) -> FeatureCache:
-        """The cache over the subnets' own output arrays."""
-        if num_classes is None:
-            num_classes = self.subnets[0].port("output", "output_1").shape[-1]
-        widths, logits, exit_stats = [], [], []
-        for stage in self.subnets:
-            f_out, logits_out = stage.port("output", "output_0"), stage.port("output", "output_1")
-            previous_width = widths[-1] if widths else 0
-            if (len(f_out.shape) != 2 or f_out.shape[0] != 1 or f_out.shape[1] <= previous_width
-                    or logits_out.shape != (1, num_classes)):
-                raise CascadeError(f"{stage.path}: outputs (features {f_out.shape}, logits {logits_out.shape}) do "
-                                   f"not fit (1, D) with D past the last subnet's {previous_width}, and "
-                                   f"(1, {num_classes})")
-            if "output_2" not in stage.outputs:
-                raise CascadeError(f"{stage.path}: has no exit statistics output (output_2), which subnet files "
-                                   f"have had since bundle format 3; rebuild the bundle with host/build.py")
-            stats_out = stage.outputs["output_2"]
-            if stats_out.shape != (1, 3) or stats_out.dtype != np.float32:
-                raise CascadeError(f"{stage.path}: exit statistics (output_2) are "
-                                   f"{stats_out.dtype}{list(stats_out.shape)}, not float32 [1, 3]; "
-                                   f"rebuild the bundle with host/build.py")
-            widths.append(f_out.shape[1])
-            logits.append(logits_out.array)
-            exit_stats.append(memoryview(stats_out.array[0]))
-        return FeatureCache(widths, logits, exit_stats)
+    def answer_file(self, k: int) -> str:
+        """The file name of the stage that answers exit k."""
+        return self._exits[k - 1].answer.path.name
 
-    def _wire_subnets(self) -> list:
-        """Check each subnet's inputs against what feeds them; prepare the moves each step makes.
+    def exit_stages(self, k: int) -> tuple:
+        """The stage indices exit k needs, sources first."""
+        return self._exits[k - 1].needs
 
-        Where two stages can share one buffer (CompiledStages whose tensors hold the same
-        values), the reader takes the writer's output as its input and no step copies it:
-        the trunk tensor into every subnet, subnet k-1's features into subnet k. Otherwise the
-        step copies it (or requantizes it, between int8 tensors of different scales)."""
-        trunk_out = self.trunk.port("output", "output_0")
-        shared = self.trunk.share_output("output_0", [(stage, "args_0") for stage in self.subnets])
-        wiring = []
-        for k, stage in enumerate(self.subnets, start=1):
-            load = [] if shared else hand_over(trunk_out, stage.port("input", "args_0"), stage.path, "trunk tensor")
-            if k > 1:
-                cached_in = stage.port("input", "args_1")
-                if cached_in.shape != (1, self.cache.prefix_width(k)):
-                    raise CascadeError(f"{stage.path}: takes cached features {cached_in.shape}, "
-                                       f"[f_1..f_{k - 1}] is {(1, self.cache.prefix_width(k))}")
-                previous = self.subnets[k - 2]
-                features_out = previous.port("output", "output_0")  # before sharing hides its array
-                if not previous.share_output("output_0", [(stage, "args_1")]):
-                    load += hand_over(features_out, cached_in, stage.path, f"[f_1..f_{k - 1}]")
-            wiring.append(_Wiring(stage, tuple(load + stage.flushes()), stage.run))
-        return wiring
+    def set_image(self, image: np.ndarray) -> None:
+        """Start a frame on one preprocessed image (the input shape; no copy when it is `self.input`)."""
+        self._ran = [False] * len(self.stages)
+        if image is not self.input:
+            np.copyto(self.input, image)
 
-    def run_trunk(self, image: np.ndarray) -> float:
-        """Run the trunk on one preprocessed image (the trunk's input shape; no copy when it is
-        `self.input`); returns its seconds."""
-        self.cache.filled = 0  # the trunk tensor changes: no cached feature is valid any more
-        if image is not self._input.array:
-            self._input.write(image)
-        for move in self._trunk.load:
+    def run_stage(self, i: int) -> float:
+        """Stage i's invoke with its inputs moved in, unchecked (its sources must have run on this
+        frame); returns its seconds."""
+        for move in self._loads[i]:
             move()
-        return self.trunk.invoke()
-
-    def run_subnet(self, k: int) -> tuple[np.ndarray, float, float]:
-        """Run subnet k (1-based) on the cached tensors; returns (float32 logits, entropy, seconds).
-
-        Subnets 1..k-1 must have run on the current frame: their features are its input.
-        """
-        if not 1 <= k <= self.num_subnets:
-            raise ValueError(f"subnet {k} does not exist (1..{self.num_subnets})")
-        if self.cache.filled < k - 1:
-            raise ValueError(f"subnet {k} needs f_1..f_{k - 1} of this frame; run subnets in order")
-        seconds = self.step(k)
-        return self.logits(k), self.exit_statistics(k)[0], seconds
-
-    def step(self, k: int) -> float:
-        """Subnet k's invoke with its inputs moved in from the cache, unchecked (run_subnet checks
-        the order); returns its seconds."""
-        wiring = self._wiring[k - 1]
-        for move in wiring.load:
-            move()
-        seconds = wiring.stage.invoke()
-        self.cache.filled = k
+        seconds = self.stages[i].invoke()
+        self._ran[i] = True
         return seconds
+
+    def run_exit(self, k: int) -> float:
+        """Run the stages exit k (1-based) needs that this frame has not run; returns their seconds."""
+        if not 1 <= k <= self.num_subnets:
+            raise ValueError(f"exit {k} does not exist (1..{self.num_subnets})")
+        return sum(self.run_stage(i) for i in self._exits[k - 1].needs if not self._ran[i])
 
     def run_all(self, image: np.ndarray) -> float:
-        """The trunk and every subnet on one preprocessed image, as a frame that escalates to the
-        top through the cache; returns the seconds of their invokes."""
-        seconds = self.run_trunk(image)
-        for k in range(1, self.num_subnets + 1):
-            seconds += self.step(k)
-        return seconds
+        """Every exit on one preprocessed image, as a frame that escalates to the top; returns the
+        seconds of its invokes."""
+        self.set_image(image)
+        return sum(self.run_exit(k) for k in range(1, self.num_subnets + 1))
 
-    def trunk_tensor(self) -> np.ndarray:
-        """A float32 copy of the trunk tensor of the last frame (where the subnets read it)."""
-        return self.trunk.read_output("output_0")
+    def stage_output(self, stage: int, name: str) -> np.ndarray:
+        """A float32 copy of one output of stage `stage` (an index) as the last frame left it."""
+        return self.stages[stage].read_output(name)
 
     def exit_statistics(self, k: int) -> tuple[float, float, int]:
-        """(softmax entropy in nats, top-1 probability, top-1 class) of subnet k's last run, as its
+        """(softmax entropy in nats, top-1 probability, top-1 class) of exit k's last run, as its
         file computed them."""
-        entropy, top1, label = self.cache.exit_stats[k - 1].tolist()
+        entropy, top1, label = self._exits[k - 1].statistics.tolist()
         return entropy, top1, int(label)
 
     def logits(self, k: int) -> np.ndarray:
-        """Subnet k's logits (1, classes) as float32: its own output buffer, or a dequantized copy."""
-        port = self.subnets[k - 1].outputs["output_1"]
+        """Exit k's logits (1, classes) as float32: its own output array, or a dequantized copy."""
+        port = self._exits[k - 1].logits
         if not port.quantized:
             return port.array
         out = np.empty(port.shape, np.float32)
@@ -247,40 +219,48 @@ class Cascade:
         return out
 
     def infer(self, image: np.ndarray, thresholds, deadline_s: float | None = None) -> Result:
-        """The cascade on one image: exit at the first subnet with entropy <= its threshold.
+        """The ladder on one image: answer at the first exit with entropy <= its threshold.
 
-        `thresholds` holds one entropy threshold per subnet (the last one is ignored: subnet K
-        always answers). With `deadline_s` (seconds from this call), escalation to subnet k+1
-        happens only when the time spent plus its predicted cost stays within the deadline.
+        `thresholds` holds one entropy threshold per exit (the last is ignored: exit K always
+        answers; -inf: the exit never answers, and is passed by unless trying it is free). With `deadline_s` (seconds from
+        this call), the frame goes on to the next exit only when the time spent plus the predicted
+        cost of the stages it would run stays within the deadline.
         """
         clock = self.clock
-        start = end = clock()
-        cache = self.cache
-        cache.filled = 0  # run_trunk(image) and step(k), inlined: no Python call per stage
-        if image is not self._input.array:
-            self._input.write(image)
+        start = clock()
+        self.set_image(image)
+        ran, loads, runs, frame_runs = self._ran, self._loads, self._runs, self._frame_runs
         costs = self.costs
-        nominal, slowdown = costs.nominal, costs.slowdown
-        latencies = []
-        cut = False
-        for k, load, run, exit_stats in self._steps:  # the trunk (k = 0), then subnets 1..K
-            if k > 1 and deadline_s is not None and end - start + nominal[k] * slowdown > deadline_s:  # predict(k)
+        last = self.num_subnets - 1
+        order, latencies = [], []
+        answered, cut, first = None, False, 0
+        for k, exit_ in enumerate(self._exits):
+            threshold = thresholds[k]
+            if threshold == -math.inf and k < last and not exit_.free:
+                continue
+            todo = [i for i in exit_.needs if not ran[i]]
+            if answered is not None and deadline_s is not None and \
+                    clock() - start + costs.predict_stages(todo) > deadline_s:
                 cut = True
                 break
-            for move in load:
-                move()
-            began = clock()
-            run()
-            end = clock()
-            latencies.append(end - began)
-            if k and exit_stats[0] <= thresholds[k - 1]:  # at k = K the loop ends either way: subnet K answers
+            for i in todo:
+                for move in loads[i]:
+                    move()
+                began = clock()
+                runs[i]()
+                latencies.append(clock() - began)
+                ran[i] = True
+                frame_runs[i] += 1
+                order.append(i)
+            if answered is None:
+                first = len(latencies)
+            answered = k
+            if exit_.statistics[0] <= threshold:
                 break
-        exit_k = cache.filled = len(latencies) - 1
-        self._frames_by_exit[exit_k] += 1
-        entropy, score, label = cache.exit_stats[exit_k - 1].tolist()  # exit_statistics(exit_k), inlined
-        costs.observe_frame(latencies)
-        # tuple.__new__ over the fields: Result(...) would run namedtuple's __new__, a Python call
-        return tuple.__new__(Result, (int(label), score, entropy, exit_k, tuple(latencies), cut))
+        entropy, score, label = self._exits[answered].statistics.tolist()
+        costs.observe_frame(order, latencies)
+        return Result(int(label), score, entropy, answered + 1, tuple(latencies), cut, tuple(order),
+                      sum(latencies[first:]))
 
     def warm_up(self, rounds: int = 20, max_seconds: float = 0.5) -> None:
         """Run every stage up to `rounds` times on a blank image and take the nominal costs from
@@ -292,7 +272,8 @@ class Cascade:
         samples = [[] for _ in self.stages]
         started = self.clock()
         for round_ in range(rounds):
-            seconds = [self.run_trunk(blank)] + [self.run_subnet(k)[2] for k in range(1, self.num_subnets + 1)]
+            self.set_image(blank)
+            seconds = [self.run_stage(i) for i in range(len(self.stages))]
             if round_ > 0 or rounds == 1:
                 for stage_samples, value in zip(samples, seconds):
                     stage_samples.append(value)

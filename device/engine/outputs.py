@@ -16,30 +16,28 @@ from typing import NamedTuple
 
 import numpy as np
 
+from device.bundle.ladder import ladder_from
 from device.engine.cascade import Cascade
 from device.engine.runtime import RUNTIMES, stage_factory
 
 
 class ExitOutputs(NamedTuple):
-    """For N images: trunk tensors (N, h, w, C) as float32, logits (K, N, classes) and the exit
-    statistics (K, N, 3): [softmax entropy, top-1 probability, top-1 class] as each file computed them."""
-    trunk: np.ndarray
+    """For N images: logits (K, N, classes) and the exit statistics (K, N, 3): [softmax entropy,
+    top-1 probability, top-1 class] as each file computed them."""
     logits: np.ndarray
     exit_stats: np.ndarray
 
 
 def exit_outputs(cascade: Cascade, images: np.ndarray) -> ExitOutputs:
-    """Every image (N, H, W, 3) at the model's size, uint8 or float, through the trunk and all K
-    subnets, one frame at a time as the board runs them."""
-    trunks, logits, stats = [], [], []
+    """Every image (N, H, W, 3) at the model's size, uint8 or float, through every exit, one frame
+    at a time as the board runs them."""
+    logits, stats = [], []
     ks = range(1, cascade.num_subnets + 1)
     for image in images:
         cascade.run_all(np.asarray(image, np.float32)[None])
-        trunks.append(cascade.trunk_tensor()[0])
         logits.append([cascade.logits(k)[0].copy() for k in ks])
         stats.append([cascade.exit_statistics(k) for k in ks])
-    return ExitOutputs(np.stack(trunks), np.asarray(logits, np.float32).transpose(1, 0, 2),
-                       np.asarray(stats, np.float32).transpose(1, 0, 2))
+    return ExitOutputs(np.asarray(logits, np.float32).transpose(1, 0, 2), np.asarray(stats, np.float32).transpose(1, 0, 2))
 
 
 class ModelFile:
@@ -52,21 +50,14 @@ class ModelFile:
         self.stage = stage_factory(runtime)(self.path.stem, self.path, threads, time.perf_counter)
         self.inputs = [self.stage.port("input", n) for n in sorted(self.stage.inputs)]
         self.output_names = sorted(self.stage.outputs)
-        self._flushes = self.stage.flushes()
 
     def __call__(self, *arrays: np.ndarray) -> list:
         if len(arrays) != len(self.inputs):
             raise ValueError(f"{self.path.name} takes {len(self.inputs)} input(s), given {len(arrays)}")
         for port, array in zip(self.inputs, arrays):
             port.write(np.asarray(array, np.float32))
-        self.invoke()
-        return [self.stage.read_output(name) for name in self.output_names]
-
-    def invoke(self) -> None:
-        """Run the file on the inputs it holds (the last call's)."""
-        for flush in self._flushes:
-            flush()
         self.stage.run()
+        return [self.stage.read_output(name) for name in self.output_names]
 
 
 def main() -> None:
@@ -77,10 +68,11 @@ def main() -> None:
     parser.add_argument("--runtime", choices=list(RUNTIMES))
     parser.add_argument("--precision", default="fp32")
     args = parser.parse_args()
-    entry = json.loads((args.model_dir / "manifest.json").read_text())["precisions"][args.precision]
+    manifest = json.loads((args.model_dir / "manifest.json").read_text())
+    ladder = ladder_from(manifest["stages"], manifest["exits"], manifest["precisions"][args.precision]["files"],
+                         args.model_dir, None)
     images = np.load(args.images, allow_pickle=False)
-    cascade = Cascade.from_files(args.model_dir / entry["trunk"], [args.model_dir / s for s in entry["subnets"]],
-                                 num_classes=None, runtime=args.runtime, threads=1)
+    cascade = Cascade.from_ladder(ladder, runtime=args.runtime, threads=1)
     outputs = exit_outputs(cascade, images)
     np.savez(args.out, logits=outputs.logits, exit_stats=outputs.exit_stats)
 

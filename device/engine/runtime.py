@@ -1,28 +1,32 @@
 """The stage factory: one place that knows which runtime is installed.
 
 Preference: ai-edge-litert (Google's current wheel), then tflite-runtime (the only choice on
-32-bit Raspberry Pi OS), then the full tensorflow package. With ai-edge-litert the cascade runs
-LiteRT's CompiledModel, whose buffers the trunk and the subnets share (device/engine/compiled.py);
-`litert-interpreter` runs its classic Interpreter instead, as the other two runtimes do. The
-module is imported by name inside a function so that device/ never imports tensorflow at
-module level. The thread count is always passed explicitly: the LiteRT Python interpreter
-runs one thread when none is given.
+32-bit Raspberry Pi OS and JetPack 5), then the full tensorflow package; each runs its TFLite
+Interpreter. The module is imported by name inside a function so that device/ never imports
+tensorflow at module level. The thread count is always passed explicitly: the LiteRT Python
+interpreter runs one thread when none is given.
+
+Stages use the runtime's documented API (stage.PublicStage) unless the installed version is
+one the fast path (stage.Stage, tensors bound in the arena) was tested on: FAST_PATH_TESTED.
 """
 from __future__ import annotations
 
 import importlib
+from importlib import metadata
 
-from device.engine import compiled
-from device.engine.stage import Stage
+from device.engine.stage import PublicStage, Stage
 from device.errors import UserError
 
 # --runtime name -> (module to import, attribute path of the Interpreter class, pip package)
 RUNTIMES = {
     "litert": ("ai_edge_litert.interpreter", "Interpreter", "ai-edge-litert"),
-    "litert-interpreter": ("ai_edge_litert.interpreter", "Interpreter", "ai-edge-litert"),
     "tflite-runtime": ("tflite_runtime.interpreter", "Interpreter", "tflite-runtime"),
     "tensorflow": ("tensorflow", "lite.Interpreter", "tensorflow"),
 }
+# pip package -> version prefixes whose arena the fast path was checked on (tests/test_cascade.py
+# runs both paths on ai-edge-litert 2.3 and, in .venv-tflrt, tflite-runtime 2.14; the ARM checks
+# ran tflite-runtime 2.13 and 2.14 and ai-edge-litert 2.3)
+FAST_PATH_TESTED = {"ai-edge-litert": ("2.1.", "2.2.", "2.3."), "tflite-runtime": ("2.13.", "2.14.")}
 
 
 class RuntimeUnavailable(UserError, RuntimeError):
@@ -74,20 +78,26 @@ def interpreter_factory(runtime: str | None = None):
     return make
 
 
-def stage_factory(runtime: str | None = None):
-    """A function (name, model_path, threads, clock) -> cascade stage, bound to one runtime:
-    a CompiledStage for `litert` (when this ai-edge-litert has what it needs), else a Stage
-    over an allocated interpreter."""
+def fast_path_tested(runtime: str) -> bool:
+    """Whether the installed package of `runtime` is a version the fast path was tested on."""
+    package = RUNTIMES[runtime][2]
+    try:
+        version = metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return False
+    return version.startswith(FAST_PATH_TESTED.get(package, ()))
+
+
+def stage_factory(runtime: str | None = None, fast: bool | None = None):
+    """A function (name, model_path, threads, clock) -> engine stage over an allocated
+    interpreter of one runtime: the fast path's Stage where `fast` (default: where the runtime's
+    version was tested with it), else a PublicStage."""
     interpreters = interpreter_factory(runtime)
-    use_compiled = interpreters.runtime_name == "litert" and compiled.available()
+    use_fast = fast_path_tested(interpreters.runtime_name) if fast is None else fast
+    kind = Stage if use_fast else PublicStage
 
     def make(stage_name, model_path, threads, clock):
-        if use_compiled:
-            if threads < 1:
-                raise ValueError(f"threads must be >= 1, got {threads}")
-            return compiled.CompiledStage(stage_name, model_path, threads, clock)
-        return Stage(stage_name, interpreters(model_path, threads), model_path, clock)
-    # litert without CompiledModel support runs its Interpreter: say so in the name
-    make.runtime_name = ("litert-interpreter" if interpreters.runtime_name == "litert" and not use_compiled
-                         else interpreters.runtime_name)
+        return kind(stage_name, interpreters(model_path, threads), model_path, clock)
+    make.runtime_name = interpreters.runtime_name
+    make.fast_path = use_fast
     return make

@@ -1,11 +1,17 @@
-"""One model file of the cascade as a stage: named tensor ports, an invoke counter, a cost.
+"""One model file of a bundle as a stage: named tensor ports, an invoke counter.
 
-Every stage resolves its signature tensors by name (args_0/args_1 in, output_0/output_1/output_2
-out). A Port is one tensor as a numpy array that stays valid for the life of the stage, so a
-frame moves tensors with prepared copies (hand_over) and reads outputs where they were written.
-Stage runs a TFLite Interpreter (tflite-runtime, tensorflow.lite, or ai-edge-litert's
-Interpreter); device/engine/compiled.py's CompiledStage runs LiteRT's CompiledModel, whose buffers
-stages can share.
+Every stage resolves its signature tensors by name (args_0, args_1, ... in; output_0, ... out).
+A Port is one tensor as a numpy array that stays valid for the life of the stage, so a frame
+moves tensors with prepared copies (hand_over) and reads outputs where they were written.
+
+Two kinds of stage run a TFLite Interpreter (ai-edge-litert, tflite-runtime or tensorflow.lite):
+- PublicStage, the default: the documented API only. Its ports are arrays of ours; a run passes
+  the inputs with set_tensor(), invokes, and copies the outputs back with get_tensor().
+- Stage, the fast path: its ports are numpy arrays bound to the tensors in the interpreter's
+  arena (ctypes over the address interpreter.tensor() shows), so a run is invoke() alone. It
+  relies on the arena not moving, which the stage checks after its first run, and is used only
+  with runtime versions it was tested on (device/engine/runtime.py, FAST_PATH_TESTED). On the
+  camera bundle it saves 0.12 ms of a 1.4-1.6 ms frame on this host (docs/measurements.md).
 """
 from __future__ import annotations
 
@@ -15,8 +21,8 @@ import time
 
 import numpy as np
 
-from device.errors import UserError
 from device.engine.delegate import runs_on_delegate
+from device.errors import UserError
 
 SIGNATURE = "serving_default"
 
@@ -88,11 +94,6 @@ def _same_codes(source: Port, target: Port) -> bool:
             and _requantization(source, target) is None)
 
 
-def same_values(source: Port, target: Port) -> bool:
-    """Whether target can hold source's bytes unchanged: same shape, type and quantization."""
-    return source.shape == target.shape and _same_codes(source, target)
-
-
 def hand_over(source: Port, target: Port, path, what: str) -> list:
     """Zero-argument callables, run in order, that move one stage's output tensor into another's
     input.
@@ -154,17 +155,19 @@ def _bind(interpreter, index: int) -> np.ndarray:
 
 
 class StageBase:
-    """What the cascade asks of a stage: run (one run of the model, untimed and uncounted),
-    invoke() (a run that returns its seconds and counts), its ports by name, and how its inputs
-    reach the runtime. The defaults are those of a stage whose ports are the runtime's tensors.
-    A subclass sets name, path, clock, inputs, outputs and run, then calls _first_run()."""
+    """What the engine asks of a stage: run (one run of the model, untimed and uncounted),
+    invoke() (a run that returns its seconds and counts), and its ports by name. A subclass sets
+    name, path, clock, interpreter, inputs, outputs and run, then calls _first_run()."""
 
     def _first_run(self) -> None:
         """Run the model once at load, uncounted, and check its ports (_check_first_run): a file
-        the cascade cannot use fails here, not on the first frame."""
+        the engine cannot use fails here, not on the first frame."""
         self.run()
         self._check_first_run()
         self.invokes = 0
+
+    def _check_first_run(self) -> None:
+        """Nothing to check by default."""
 
     def invoke(self) -> float:
         """Run the model once; returns its seconds."""
@@ -188,18 +191,40 @@ class StageBase:
         port.read(out)
         return out
 
-    def flushes(self) -> list:
-        """Callables that pass filled input arrays to the runtime: none, they are its tensors."""
-        return []
+    def on_delegate(self) -> bool | None:
+        return runs_on_delegate(self.interpreter)
 
-    def share_output(self, name: str, readers: list) -> bool:
-        """Let each (stage, input name) of `readers` read output `name` where it is written, with
-        no copy; False here: an Interpreter's every input is a tensor of its own."""
-        return False
+
+class PublicStage(StageBase):
+    """One TFLite Interpreter through its documented API: set_tensor(), invoke(), get_tensor()."""
+
+    def __init__(self, name: str, interpreter, path, clock=time.perf_counter):
+        self.name = name
+        self.clock = clock
+        self.path = path
+        self.interpreter = interpreter
+        ins, outs = signature_details(interpreter)
+        try:
+            self.inputs = {n: Port(d, np.zeros(d["shape"], d["dtype"])) for n, d in ins.items()}
+            self.outputs = {n: Port(d, np.zeros(d["shape"], d["dtype"])) for n, d in outs.items()}
+        except TypeError as exc:
+            raise CascadeError(f"{path}: {exc}") from None
+        self._feeds = [(port.index, port.array) for port in self.inputs.values()]
+        self._reads = [(port.index, port.array) for port in self.outputs.values()]
+        self._first_run()
+
+    def run(self) -> None:
+        interpreter = self.interpreter
+        for index, array in self._feeds:
+            interpreter.set_tensor(index, array)
+        interpreter.invoke()
+        for index, array in self._reads:
+            np.copyto(array, interpreter.get_tensor(index))
 
 
 class Stage(StageBase):
-    """One TFLite Interpreter (the trunk or a subnet step): its ports are its own tensors."""
+    """One TFLite Interpreter whose ports are its own tensors, bound once (_bind): a run is
+    one invoke() and nothing else."""
 
     def __init__(self, name: str, interpreter, path, clock=time.perf_counter):
         self.name = name
@@ -214,9 +239,6 @@ class Stage(StageBase):
             raise CascadeError(f"{path}: {exc}") from None
         self.run = interpreter.invoke
         self._first_run()
-
-    def on_delegate(self) -> bool | None:
-        return runs_on_delegate(self.interpreter)
 
     def _check_first_run(self) -> None:
         """The bound ports must still point into the arena after a run (a model with dynamic

@@ -117,7 +117,7 @@ class _LineFormat:
                         f'"cpu_load": {self._encode(reading.cpu_load)}, '
                         f'"temperature_c": {self._encode(reading.temperature)}, '
                         f'"drops": {self._encode(drops)}, "bad_frames": {self._encode(bad_frames)}')
-            label, score, entropy, exit_subnet, _, cut = result
+            label, score, entropy, exit_subnet, _, cut = result[:6]
             add((clock_time + wall_offset, frame_id, labels[label], score, entropy, exit_subnet, _JSON_BOOL[cut],
                  latency_s * 1e3, fixed, tail))
         return (self._TEMPLATE * len(rows)) % tuple(values)

@@ -39,38 +39,43 @@ class CostModel:
         self._set_nominal([0.0] * stages)  # seconds; 0 = not measured yet
 
     def _set_nominal(self, nominal: list) -> None:
-        """Nominal costs, and per number of stages run n: their nominal total and the frame's
-        weight, 1 - prod(1 - alpha x cost / heaviest) over those stages, the weight the stages'
-        moves would have if each moved the slowdown in turn by alpha x cost / heaviest."""
+        """Nominal costs, and per stage the weight its move of the slowdown has: alpha x its
+        cost over the heaviest stage's."""
         self.nominal = nominal
         heaviest = max(nominal) or 1.0
-        self._total, self._rate = [0.0], [0.0]  # index n: stages 0..n-1
-        for cost in nominal:
-            self._total.append(self._total[-1] + cost)
-            self._rate.append(1.0 - (1.0 - self._rate[-1]) * (1.0 - self.alpha * cost / heaviest))
+        self._keep = [1.0 - self.alpha * cost / heaviest for cost in nominal]
         self._unmeasured = 0.0 in nominal  # once warm-up has measured every stage, frames skip the check
 
-    def observe_frame(self, latencies) -> None:
-        """Learn from one frame: latencies[i] is stage i's seconds (trunk, subnet 1, ...). It runs
-        on every frame, hence the conditional expression in place of min(). A frame
-        that reaches a stage not measured yet (no warm-up) only sets nominal costs: the slowdown
-        learns from the frames after it."""
-        n = len(latencies)
-        if self._unmeasured and 0.0 in self.nominal[:n]:
-            self._set_nominal([cost or seconds for cost, seconds in zip(self.nominal, latencies)]
-                              + self.nominal[n:])
+    def observe_frame(self, stages, latencies) -> None:
+        """Learn from one frame: latencies[j] is the seconds of stage stages[j]. The frame moves
+        the slowdown with weight 1 - prod(1 - alpha x cost / heaviest) over its stages, the
+        weight the stages' moves would have if each moved it in turn. A frame that reaches a
+        stage not measured yet (no warm-up) only sets nominal costs: the slowdown learns from the
+        frames after it."""
+        nominal = self.nominal
+        if self._unmeasured and any(nominal[i] == 0.0 for i in stages):
+            measured = list(nominal)
+            for i, seconds in zip(stages, latencies):
+                measured[i] = measured[i] or seconds
+            self._set_nominal(measured)
+            return
+        total, keep = 0.0, 1.0
+        for i in stages:
+            total += nominal[i]
+            keep *= self._keep[i]
+        if not total:
             return
         slowdown = self.slowdown
-        ratio = sum(latencies) / self._total[n]
-        bound = self.max_jump * slowdown
-        if ratio > bound:
-            ratio = bound
-        self.slowdown = slowdown + self._rate[n] * (ratio - slowdown)
+        ratio = min(sum(latencies) / total, self.max_jump * slowdown)
+        self.slowdown = slowdown + (1.0 - keep) * (ratio - slowdown)
 
     def predict(self, stage: int) -> float:
         """The expected cost: nominal x slowdown; 0 before any measurement."""
         return self.nominal[stage] * self.slowdown
 
+    def predict_stages(self, stages) -> float:
+        """The expected cost of running `stages` (indices) in turn."""
+        return sum(self.nominal[i] for i in stages) * self.slowdown
     def calibrate(self, samples: list) -> None:
         """Nominal costs from warm-up samples (one list of seconds per stage); slowdown back to 1.
 

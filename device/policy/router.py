@@ -151,8 +151,8 @@ class Router:
         """Feed one frame's measured latency (seconds) and its cascade Result; moves q for the
         next frame.
 
-        An overrun that the frame would have had even had subnet 1 answered (its latency less
-        its escalations: the process was preempted, the board stalled) is one no setting of q
+        An overrun that the frame would have had even had the first exit it tried answered (its
+        latency less its escalations: the process was preempted, the board stalled) is one no setting of q
         can prevent, so it does not count as over the budget. O(1), and a frame within the
         budget with no new sensor reading, the usual one, costs a few comparisons: the window
         keeps the frame numbers of its last overruns, not a flag per frame."""
@@ -165,7 +165,7 @@ class Router:
         self._frame = frame = self._frame + 1
         s = self.settings
         over = latency_s > self.budget_s and (
-            result is None or latency_s - sum(result.stage_latencies[2:]) <= self.budget_s)
+            result is None or latency_s - result.escalated_s <= self.budget_s)
         if over or self._load_rose:
             overs = self._overs
             if over:

@@ -146,30 +146,36 @@ def feed(cascade, frames):
     return lambda i: frame_to_input(frames[i % len(frames)], size, cascade.input)
 
 
-def stage_latencies(cascade, inputs, runs: int) -> tuple[list, list[list]]:
-    """Steady-state wall ms of the trunk and of each subnet step on the cached tensors."""
-    trunk, subnets = [], [[] for _ in range(cascade.num_subnets)]
+def stage_latencies(cascade, inputs, runs: int) -> list[list]:
+    """Steady-state wall ms of each stage, run in order on one frame's outputs (the feature cache)."""
+    samples = [[] for _ in cascade.stages]
     for i in range(runs):
-        image = inputs(i)
-        trunk.append(time_call(lambda: cascade.run_trunk(image)))
-        for k in range(1, cascade.num_subnets + 1):
-            subnets[k - 1].append(time_call(lambda: cascade.run_subnet(k)))
-    return trunk, subnets
+        cascade.set_image(inputs(i))
+        for index, stage_samples in enumerate(samples):
+            stage_samples.append(time_call(lambda: cascade.run_stage(index)))
+    return samples
+
+
+def new_stages(cascade) -> list[list]:
+    """Per exit k, the stage indices a frame that tried exits 1..k-1 runs to reach it."""
+    seen, out = set(), []
+    for k in range(1, cascade.num_subnets + 1):
+        needed = [i for i in cascade.exit_stages(k) if i not in seen]
+        seen.update(needed)
+        out.append(needed)
+    return out
 
 
 def escalate_all(cascade, image) -> None:
-    """trunk once, then subnets 1..K on the cache: a frame that escalates to the top."""
-    cascade.run_trunk(image)
-    for k in range(1, cascade.num_subnets + 1):
-        cascade.run_subnet(k)
+    """Every exit in turn on one frame through the cache: a frame that escalates to the top."""
+    cascade.run_all(image)
 
 
 def escalate_recomputing(cascade, image) -> None:
-    """The same escalation without a cache: step k reruns the trunk and subnets 1..k."""
-    for top in range(1, cascade.num_subnets + 1):
-        cascade.run_trunk(image)
-        for k in range(1, top + 1):
-            cascade.run_subnet(k)
+    """The same escalation without a cache: exit k reruns every stage it needs from the image."""
+    for k in range(1, cascade.num_subnets + 1):
+        cascade.set_image(image)
+        cascade.run_exit(k)
 
 
 def thread_counts(cores: int, default: int, quick: bool) -> list[int]:
@@ -198,13 +204,15 @@ def measure_load(args, threads: int) -> tuple:
 def measure_stages(cascade, inputs, mode: dict) -> dict:
     """First inference, warm-up, then steady-state stage costs and cache against recompute."""
     startup = benchmark(lambda: escalate_all(cascade, inputs(0)), mode["warmup"], 0)
-    trunk, incremental = stage_latencies(cascade, inputs, mode["runs"])
+    per_stage = stage_latencies(cascade, inputs, mode["runs"])
+    incremental = [np.sum([per_stage[i] for i in stages], axis=0).tolist() for stages in new_stages(cascade)]
     cached, recompute = [], []
     for i in range(mode["runs"]):  # interleaved, so that load from elsewhere hits both alike
         cached.append(time_call(lambda: escalate_all(cascade, inputs(i))))
         recompute.append(time_call(lambda: escalate_recomputing(cascade, inputs(i))))
     with_cache, recomputing = summarize(cached), summarize(recompute)
-    return {"startup": startup, "trunk": summarize(trunk),
+    return {"startup": startup,
+            "stages": [{"name": stage.name, "latency_ms": summarize(x)} for stage, x in zip(cascade.stages, per_stage)],
             "incremental": [summarize(x) for x in incremental],
             "cache": {"with_cache_ms": with_cache, "recompute_ms": recomputing,
                       "ratio": with_cache["p50"] / recomputing["p50"]}}
@@ -267,8 +275,9 @@ def profile_bundle(args, profile, detected: bool) -> dict:
         "section": "accuracy (fixed subnets, cascade, router)",
         "reason": "the bundle carries no labeled images (manifest eval_set is null); latency was "
                   "measured on seeded synthetic frames"}]
-    specs = sorted(bundle.manifest["subnets"], key=lambda s: s["index"])
-    subnets = [{"index": spec["index"], "macs_incremental": spec["macs_incremental"],
+    specs = bundle.manifest["exits"]
+    subnets = [{"index": spec["index"], "stages": spec["stages"], "macs_alone": spec["macs_alone"],
+                "macs_incremental": spec["macs_incremental"],
                 "macs_cumulative": spec["macs_cumulative"], "host_accuracy": spec.get("accuracy"),
                 "accuracy": run["accuracy"], "incremental_ms": incremental,
                 "cumulative_ms": run["latency_ms"], "cumulative_samples_ms": run["samples_ms"]}
@@ -285,14 +294,15 @@ def profile_bundle(args, profile, detected: bool) -> dict:
                   "python": platform.python_version(), "cpu": cpu_name(), "notes": profile.notes},
         "runtime": {"name": cascade.runtime_name, "numpy": np.__version__,
                     "on_delegate": {stage.name: stage.on_delegate() for stage in cascade.stages}},
-        "bundle": {"name": bundle.name, "path": str(args.bundle), "arch": bundle.manifest["arch"],
+        "bundle": {"name": bundle.name, "path": str(args.bundle), "method": bundle.method,
+                   "arch": bundle.manifest["arch"],
                    "dataset": bundle.manifest["dataset"], "precision": args.precision,
                    "subnets": cascade.num_subnets, "input_hw": [h, w],
                    "eval_images": 0 if labels is None else count},
         "load": {**load, "first_inference_ms": stages["startup"]["first_ms"],
                  "warmup_runs": mode["warmup"], "warmup_ms": stages["startup"]["warmup_ms"],
                  "steady_runs": mode["runs"], "policy_frames": count},
-        "trunk": {"latency_ms": stages["trunk"]},
+        "stages": stages["stages"],
         "subnets": subnets,
         "cache": stages["cache"],
         "threads": sweep,

@@ -156,8 +156,8 @@ def resolve_settings(args, world_size: int = 1) -> Settings:
         raise CliError(f"--crop-pad must be 0 or more, got {args.crop_pad}")
     if args.label_smoothing is not None and not 0 <= args.label_smoothing < 1:
         raise CliError(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
+    method = methods.get(args.method)
     try:
-        method = methods.get(args.method)
         net = NetConfig(arch=args.arch, img_size=img_size, widths=parse_widths(args.widths, args.subnets, method),
                         method=method.name)
     except ValueError as exc:  # NetConfig's own checks (e.g. --img-size too small)

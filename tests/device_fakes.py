@@ -126,6 +126,31 @@ def fake_bundle(num_subnets: int = 3, size: int = 8) -> Bundle:
     return Bundle(model_dir=Path("fake-model"), manifest=manifest)
 
 
+def width_logits(image: np.ndarray, k: int) -> np.ndarray:
+    """The fake width-k network: logits from the image alone, sharper with k."""
+    return (np.arange(NUM_CLASSES, dtype=np.float32) * image.mean() / 255.0 * k)[None]
+
+
+def fake_width_bundle(num_subnets: int = 3, size: int = 8) -> Bundle:
+    """A width-switching bundle (slimmable's layout): exit k is one stage, width_k, fed by the image."""
+    quantiles = np.linspace(0.0, 2.0, QUANTILE_POINTS).tolist()
+    names = [f"width_{k}" for k in range(1, num_subnets + 1)]
+    manifest = {
+        "method": "slimmable",
+        "labels": [f"class{i}" for i in range(NUM_CLASSES)],
+        "input": {"height": size, "width": size, "channels": 3},
+        "stages": [{"name": name, "inputs": [{"name": "args_0", "from": "image"}],
+                    "outputs": {"logits": "output_0", "statistics": "output_1"}} for name in names],
+        "exits": [{"index": k, "stages": [name], "answer": name, "entropy_quantiles": quantiles}
+                  for k, name in enumerate(names, start=1)],
+        "precisions": {"fp32": {"files": {name: name for name in names}}},
+        "router": {"initial": 0.5, "floor": 0.2,
+                   "curve": [{"control": i / 50, "levels": [i / 50] * (num_subnets - 1)} for i in range(51)]},
+        "files": {},
+    }
+    return Bundle(model_dir=Path("fake-model"), manifest=manifest)
+
+
 def fake_factory(size: int = 8, clock=None, costs=None):
     """interpreter_factory for Cascade: path name -> FakeInterpreter; costs: {name: seconds}."""
     costs = costs or {}
@@ -133,7 +158,15 @@ def fake_factory(size: int = 8, clock=None, costs=None):
 
     def make(path, threads):
         name = str(path).rsplit("/", 1)[-1]
-        if name == "trunk":
+        if name.startswith("width_"):
+            k = int(name.split("_")[1])
+
+            def compute(image, k=k):
+                logits = width_logits(image, k)
+                return [logits, exit_statistics(logits)]
+            interp = FakeInterpreter([(1, size, size, 3)], [(1, NUM_CLASSES), (1, 3)], compute, clock,
+                                     costs.get(name, 0.0))
+        elif name == "trunk":
             interp = FakeInterpreter([(1, size, size, 3)], [TRUNK_SHAPE],
                                      lambda x: [np.full(TRUNK_SHAPE, x.mean() / 255.0, np.float32)],
                                      clock, costs.get(name, 0.0))

@@ -1,0 +1,261 @@
+"""Every method side by side (shared/DESIGN.md section 10): same data, input size, training budget,
+augmentation and optimizer; each built into a bundle and measured through the board engine here.
+
+    OMP_NUM_THREADS=2 python bench/compare_methods.py --scale camera \
+        --data ../shared/datasets/imagenette-160.tar.gz [--epochs 1] [--methods concat,slimmable,single-path] [--seeds 0,1]
+    OMP_NUM_THREADS=2 python bench/compare_methods.py --scale cifar --data ../shared/datasets/cifar10-jpg.tar.gz
+
+--scale picks the preset (camera: --preset camera; cifar: --preset quick); every other training
+flag is the same for every method, so each sees the same training images the same number of
+times (a sandwich step costs more than one pass: each method's training seconds are reported
+beside it). Per method and exit: test top-1 (PyTorch, the whole test split), MACs, and p50/p95
+latency of that exit alone (fixed:k) in the daemon loop on the bundle's labeled images, on this
+host, with measured top-1 there; the router's accuracy at three budgets shared by every method;
+and the seed-000 claim computed directly:
+
+  matching rule: for each other method, target = the test top-1 of its largest exit; concat's
+  cheapest exit whose test top-1 is at least target - TOLERANCE_PP is matched with it, and the
+  ratios are concat's MACs and p50 latency over that largest exit's. Where no exit of concat
+  reaches the target the row says so. With several seeds, figures are means over seeds and the
+  spread (max - min) of top-1 is reported, so a difference within it reads as noise.
+
+Results go to bench/results/compare_methods.{md,json,png}; running one --scale replaces that
+scale's figures and keeps the other's.
+"""
+import sys
+from pathlib import Path
+
+if __name__ == "__main__":
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import json  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from bench.results_files import command_line, write_results  # noqa: E402
+from device.bundle import load_bundle  # noqa: E402
+from device.engine import Cascade  # noqa: E402
+from device.flags import Parser, UsageError, add_out, run_cli  # noqa: E402
+from device.policy import make_policy  # noqa: E402
+from device.profiling.profiler import PolicyRun, eval_frames, run_interleaved  # noqa: E402
+from host import build, checkpoint, methods  # noqa: E402
+
+SCALES = {"camera": "camera", "cifar": "quick"}   # --scale -> preset
+TOLERANCE_PP = 0.5       # "similar accuracy": within half a point of test top-1
+FRAMES = 500             # the bundle's labeled images each policy runs over
+RESULTS = "compare_methods"
+
+
+def parse_args(argv=None):
+    parser = Parser(prog="compare_methods.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", required=True, choices=sorted(SCALES))
+    parser.add_argument("--data", required=True, help="the data set every method trains on (folder or .tar.gz)")
+    parser.add_argument("--methods", default=",".join(methods.METHODS), help="comma list (default: every method)")
+    parser.add_argument("--seeds", default="0", help="comma list of seeds (default 0)")
+    parser.add_argument("--epochs", type=float, help="training epochs for every method (default: the preset's)")
+    parser.add_argument("--limit-train", type=int, help="train every method on N images only")
+    parser.add_argument("--limit-test", type=int, help="evaluate on N test images only")
+    parser.add_argument("--work", type=Path, default=Path("runs/compare"),
+                        help="checkpoints and bundles (default runs/compare)")
+    add_out(parser, "results folder", "bench/results")
+    args = parser.parse_args(argv)
+    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for name in args.methods:
+        methods.get(name)  # a one-line error listing the methods
+    if "concat" not in args.methods:
+        raise UsageError("--methods must include concat: the comparison is concat against the others")
+    try:
+        args.seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        raise UsageError(f"--seeds {args.seeds!r} is not a comma list of integers, e.g. 0,1") from None
+    args.out = args.out or Path("bench/results")
+    return args
+
+
+def build_flags(args, method: str, seed: int, folder: Path) -> list:
+    flags = ["--arch", "mobilenet", "--method", method, "--preset", SCALES[args.scale], "--data", args.data,
+             "--seed", str(seed), "--checkpoint-out", str(folder / "checkpoint"), "--out", str(folder), "--force"]
+    for flag, value in (("--epochs", args.epochs), ("--limit-train", args.limit_train),
+                        ("--limit-test", args.limit_test)):
+        if value is not None:
+            flags += [flag, str(value)]
+    return flags
+
+
+def engine_and_frames(folder: Path) -> tuple:
+    bundle = load_bundle(folder)
+    cascade = Cascade(bundle, threads=1)
+    cascade.warm_up()
+    frames, labels = eval_frames(bundle, FRAMES)
+    return bundle, cascade, frames, labels, min(len(frames), FRAMES)
+
+
+def measure_exits(folder: Path) -> list:
+    """Per exit: p50/p95 ms and top-1 of fixed:k in the daemon loop, on the bundle's labeled images."""
+    bundle, cascade, frames, labels, count = engine_and_frames(folder)
+    policies = [PolicyRun(cascade, make_policy(f"fixed:{k}", bundle, 1.0)) for k in range(1, cascade.num_subnets + 1)]
+    return [{"p50_ms": f["latency_ms"]["p50"], "p95_ms": f["latency_ms"]["p95"], "board_top1": f["accuracy"]}
+            for f in run_interleaved(policies, bundle, frames, labels, count)]
+
+
+def measure_router(folder: Path, budgets_ms: list) -> list:
+    """The router at each budget in the daemon loop: top-1, p50/p95 ms, exit mix."""
+    bundle, cascade, frames, labels, count = engine_and_frames(folder)
+    policies = [PolicyRun(cascade, make_policy("router", bundle, b / 1e3)) for b in budgets_ms]
+    return [{"budget_ms": b, "top1": r["accuracy"], "p50_ms": r["latency_ms"]["p50"], "p95_ms": r["latency_ms"]["p95"],
+             "exit_mix": r["exit_mix"]} for b, r in zip(budgets_ms, run_interleaved(policies, bundle, frames, labels, count))]
+
+
+def build_one(args, method: str, seed: int) -> dict:
+    """Train, build and measure one method at one seed; returns its figures."""
+    folder = args.work / args.scale / f"{method}-seed{seed}"
+    started = time.time()
+    bundle_dir, _ = build.build(build.parse_args(build_flags(args, method, seed, folder)))
+    config = checkpoint.read_config(folder / "checkpoint")
+    manifest = json.loads((bundle_dir / "model" / "manifest.json").read_text())
+    return {"method": method, "seed": seed, "bundle": str(bundle_dir), "build_s": time.time() - started,
+            "train_s": config["results"]["seconds"]["train"], "data": manifest["data"],
+            "exits": [{"index": e["index"], "stages": e["stages"], "macs": e["macs_alone"],
+                       "macs_cumulative": e["macs_cumulative"], "params": e["params"], "top1": e["accuracy"]}
+                      for e in manifest["exits"]]}
+
+
+def shared_budgets(runs: list) -> list:
+    """Three budgets every method is run at: from 1.2x the cheapest exit's p50 of any method to
+    1.1x the dearest top exit's p50."""
+    low = min(r["exits"][0]["p50_ms"] for r in runs)
+    high = max(r["exits"][-1]["p50_ms"] for r in runs)
+    return [float(b) for b in np.linspace(1.2 * low, 1.1 * high, 3)]
+
+
+def mean_over_seeds(runs: list) -> dict:
+    """{method: per-exit means over seeds (top-1 spread too), training seconds, router}."""
+    out = {}
+    for method in dict.fromkeys(r["method"] for r in runs):
+        mine = [r for r in runs if r["method"] == method]
+        exits = []
+        for k, first in enumerate(mine[0]["exits"]):
+            per_seed = [r["exits"][k] for r in mine]
+            top1 = [e["top1"] for e in per_seed]
+            exits.append({**{key: first[key] for key in ("index", "stages", "macs", "macs_cumulative", "params")},
+                          "top1": float(np.mean(top1)), "top1_spread": float(max(top1) - min(top1)),
+                          **{key: float(np.mean([e[key] for e in per_seed])) for key in ("p50_ms", "p95_ms", "board_top1")}})
+        router = [{"budget_ms": point["budget_ms"],
+                   **{key: float(np.mean([r["router"][i][key] for r in mine])) for key in ("top1", "p50_ms", "p95_ms")}}
+                  for i, point in enumerate(mine[0]["router"])]
+        out[method] = {"seeds": [r["seed"] for r in mine], "train_s": float(np.mean([r["train_s"] for r in mine])),
+                       "exits": exits, "router": router}
+    return out
+
+
+def seed_claim(table: dict) -> list:
+    """Per other method: concat's cheapest exit within TOLERANCE_PP of its largest exit's top-1,
+    and concat's MACs and p50 over that exit's (the module docstring's matching rule)."""
+    concat = table["concat"]["exits"]
+    rows = []
+    for method, entry in table.items():
+        if method == "concat":
+            continue
+        target = entry["exits"][-1]
+        match = next((e for e in concat if e["top1"] >= target["top1"] - TOLERANCE_PP / 100), None)
+        row = {"method": method, "target_top1": target["top1"], "target_macs": target["macs"],
+               "target_p50_ms": target["p50_ms"]}
+        if match is None:
+            row.update(matched=False, concat_best_top1=max(e["top1"] for e in concat))
+        else:
+            row.update(matched=True, concat_exit=match["index"], concat_top1=match["top1"],
+                       macs_ratio=match["macs"] / target["macs"], p50_ratio=match["p50_ms"] / target["p50_ms"])
+        rows.append(row)
+    return rows
+
+
+def markdown(report: dict) -> str:
+    lines = ["# Methods side by side", "",
+             "Every method trained with the same preset, data, seeds and training images seen, built into a "
+             "bundle and run through the board engine on this host (fixed:k in the daemon loop, one thread). "
+             f"Matching rule for the seed-000 claim: bench/compare_methods.py (tolerance {TOLERANCE_PP} pp).", ""]
+    for scale, result in sorted(report["scales"].items()):
+        lines += [f"## {scale} scale", "", f"Command: `{result['command']}` ({result['date']}); "
+                  f"training: {result['training']}.", "",
+                  "| method | exit | stages | MMACs | params | test top-1 | top-1 spread over seeds | board top-1 "
+                  "| p50 ms | p95 ms | train s |", "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for method, entry in result["methods"].items():
+            for e in entry["exits"]:
+                lines.append(f"| {method} | {e['index']} | {' + '.join(e['stages'])} | {e['macs'] / 1e6:.1f} | "
+                             f"{e['params']:,} | {100 * e['top1']:.2f}% | {100 * e['top1_spread']:.2f} pp | "
+                             f"{100 * e['board_top1']:.1f}% | {e['p50_ms']:.2f} | {e['p95_ms']:.2f} | "
+                             f"{entry['train_s']:.0f} |")
+        lines += ["", "Router (top-1 on the bundle's labeled images, p50 ms) at budgets shared by every method:", "",
+                  "| method | " + " | ".join(f"{b:.2f} ms" for b in result["budgets_ms"]) + " |",
+                  "|---|" + "---:|" * len(result["budgets_ms"])]
+        for method, entry in result["methods"].items():
+            lines.append(f"| {method} | " + " | ".join(f"{100 * r['top1']:.1f}% ({r['p50_ms']:.2f})"
+                                                       for r in entry["router"]) + " |")
+        lines += ["", "Seed-000 claim (target: concat <= 0.75x the MACs and <= 0.70x the p50 at matched accuracy):", ""]
+        for row in result["claim"]:
+            if row["matched"]:
+                verdict = "holds" if row["macs_ratio"] <= 0.75 and row["p50_ratio"] <= 0.70 else "does not hold"
+                lines.append(f"- vs {row['method']} (largest exit {100 * row['target_top1']:.2f}%): concat exit "
+                             f"{row['concat_exit']} ({100 * row['concat_top1']:.2f}%) needs {row['macs_ratio']:.2f}x "
+                             f"the MACs and {row['p50_ratio']:.2f}x the p50 latency: {verdict}.")
+            else:
+                lines.append(f"- vs {row['method']} (largest exit {100 * row['target_top1']:.2f}%): no exit of concat "
+                             f"reaches it (best {100 * row['concat_best_top1']:.2f}%): the claim does not hold here.")
+        lines.append("")
+    lines.append("![accuracy against latency and MACs](compare_methods.png)")
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    scales = sorted(report["scales"])
+    fig, axes = plt.subplots(len(scales), 2, figsize=(11, 4 * len(scales)), squeeze=False)
+    for row, scale in zip(axes, scales):
+        for i, (method, entry) in enumerate(report["scales"][scale]["methods"].items()):
+            exits = entry["exits"]
+            color = f"C{i}"
+            row[0].plot([e["p50_ms"] for e in exits], [100 * e["top1"] for e in exits], "o-", color=color,
+                        label=f"{method}, fixed exits")
+            row[0].plot([r["p50_ms"] for r in entry["router"]], [100 * r["top1"] for r in entry["router"]], "x--",
+                        color=color, label=f"{method}, router (board top-1)")
+            row[1].plot([e["macs"] / 1e6 for e in exits], [100 * e["top1"] for e in exits], "o-", color=color,
+                        label=method)
+        row[0].set(xlabel="p50 latency on this host (ms)", ylabel="top-1 (%)", title=f"{scale}: accuracy vs latency")
+        row[1].set(xlabel="MMACs", ylabel="test top-1 (%)", title=f"{scale}: accuracy vs MACs")
+        for ax in row:
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    runs = [build_one(args, method, seed) for seed in args.seeds for method in args.methods]
+    for run in runs:  # measured after every build, so that no training runs beside a measurement
+        for exit_, figures in zip(run["exits"], measure_exits(Path(run["bundle"]))):
+            exit_.update(figures)
+    budgets = shared_budgets(runs)
+    for run in runs:
+        run["router"] = measure_router(Path(run["bundle"]), budgets)
+    table = mean_over_seeds(runs)
+    path = args.out / f"{RESULTS}.json"
+    report = json.loads(path.read_text()) if path.exists() else {"scales": {}}
+    first = runs[0]["data"]
+    report["scales"][args.scale] = {
+        "command": command_line(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "training": f"preset {SCALES[args.scale]}, epochs {args.epochs or 'of the preset'}, "
+                    f"{first.get('train', '?')} training images, seeds {args.seeds}",
+        "budgets_ms": budgets, "methods": table, "claim": seed_claim(table), "runs": runs}
+    args.out.mkdir(parents=True, exist_ok=True)
+    plot(report, args.out / f"{RESULTS}.png")
+    write_results(args.out, RESULTS, report, markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

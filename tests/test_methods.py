@@ -1,0 +1,70 @@
+"""The method frame: --method, bundle format 5's ladder checks, and one engine for a ladder
+without reuse (a width-switching method's) beside concat's."""
+import numpy as np
+import pytest
+
+from device.bundle import ManifestError, validate_manifest
+from device.bundle.manifest import FORMAT_NAME, check_growing_cost
+from device.engine import Cascade
+from device.flags import Parser
+from host import methods
+from host.cli import add_training_args, resolve_settings
+from tests.device_fakes import FakeClock, fake_factory, fake_width_bundle, width_logits
+
+NEVER = [-np.inf, -np.inf, -np.inf]
+
+
+def image(seed=0, size=8):
+    return np.random.default_rng(seed).uniform(0, 255, (1, size, size, 3)).astype(np.float32)
+
+
+def test_an_unknown_method_is_refused_with_the_list():
+    args = add_training_args(Parser()).parse_args(["--method", "nosuch"])
+    with pytest.raises(methods.MethodError) as caught:
+        resolve_settings(args)
+    assert all(name in str(caught.value) for name in methods.METHODS)
+
+
+def test_a_bundle_of_format_4_is_refused_with_a_rebuild_message():
+    with pytest.raises(ManifestError, match="version 4 .*rebuild the bundle with host/build.py"):
+        validate_manifest({"format": FORMAT_NAME, "format_version": 4})
+
+
+def test_a_ladder_that_does_not_grow_in_cost_is_refused_naming_the_exit():
+    exits = [{"index": 1, "macs_alone": 10}, {"index": 2, "macs_alone": 30}, {"index": 3, "macs_alone": 30}]
+    with pytest.raises(ManifestError, match="exit 3 costs 30 MACs, not more than exit 2"):
+        check_growing_cost(exits)
+
+
+def test_without_reuse_each_exit_runs_its_own_stage_from_the_image():
+    cascade = Cascade(fake_width_bundle(), threads=1, interpreter_factory=fake_factory())
+    x = image(3)
+    result = cascade.infer(x, [-1.0, -1.0, np.inf])  # thresholds no entropy meets: escalate to the top
+    assert result.exit_subnet == 3
+    assert cascade.invokes == {"width_1": 1, "width_2": 1, "width_3": 1}
+    for k in (1, 2, 3):
+        np.testing.assert_allclose(cascade.logits(k), width_logits(x, k), rtol=1e-6)
+
+
+def test_an_exit_that_never_answers_is_passed_by_when_its_stages_are_its_own():
+    """fixed:3 of a width ladder runs width 3 alone; concat's fixed:3 still runs 1 and 2 (free)."""
+    cascade = Cascade(fake_width_bundle(), threads=1, interpreter_factory=fake_factory())
+    assert cascade.infer(image(), NEVER).exit_subnet == 3
+    assert cascade.invokes == {"width_1": 0, "width_2": 0, "width_3": 1}
+
+
+def test_the_deadline_guard_prices_the_next_exits_own_stages():
+    clock = FakeClock()
+    costs = {"width_1": 0.002, "width_2": 0.006, "width_3": 0.012}
+    cascade = Cascade(fake_width_bundle(), threads=1, interpreter_factory=fake_factory(clock=clock, costs=costs),
+                      clock=clock)
+    cascade.warm_up(rounds=2)
+    cut = cascade.infer(image(), [-1.0, -1.0, np.inf], deadline_s=0.010)  # 2 + 6 ms fit, + 12 does not
+    assert (cut.exit_subnet, cut.deadline_cut, cut.stages) == (2, True, (0, 1))
+    assert cut.escalated_s == pytest.approx(0.006)
+
+
+def test_concat_is_the_default_and_its_widths_sum_to_at_most_1():
+    args = add_training_args(Parser()).parse_args([])
+    settings = resolve_settings(args)
+    assert settings.net.method == "concat" and sum(settings.net.widths) == pytest.approx(1.0)

@@ -45,6 +45,9 @@ SCALES = {"camera": "camera", "cifar": "quick"}   # --scale -> preset
 TOLERANCE_PP = 0.5       # "similar accuracy": within half a point of test top-1
 FRAMES = 500             # the bundle's labeled images each policy runs over
 RESULTS = "compare_methods"
+# --smoke: the tests' tiny networks (tests/fixtures_bundle.py), 1/8-width steps
+SMOKE_NETWORK = ["--arch", "resnet", "--subnets", "3", "--img-size", "32", "--batch-size", "32", "--calib-size", "200"]
+SMOKE_WIDTHS = {"concat": "0.125,0.125,0.125", "width-switching": "0.125,0.25,0.375"}
 
 
 def parse_args(argv=None):
@@ -56,6 +59,9 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=float, help="training epochs for every method (default: the preset's)")
     parser.add_argument("--limit-train", type=int, help="train every method on N images only")
     parser.add_argument("--limit-test", type=int, help="evaluate on N test images only")
+    parser.add_argument("--smoke", action="store_true",
+                        help="the tests' tiny networks (ResNet, 3 exits at 1/8-width steps, 32 px): checks the "
+                             "plumbing in a few minutes; its figures mean nothing")
     parser.add_argument("--work", type=Path, default=Path("runs/compare"),
                         help="checkpoints and bundles (default runs/compare)")
     add_out(parser, "results folder", "bench/results")
@@ -74,7 +80,10 @@ def parse_args(argv=None):
 
 
 def build_flags(args, method: str, seed: int, folder: Path) -> list:
-    flags = ["--arch", "mobilenet", "--method", method, "--preset", SCALES[args.scale], "--data", args.data,
+    network = ["--arch", "mobilenet"]
+    if args.smoke:
+        network = [*SMOKE_NETWORK, "--widths", SMOKE_WIDTHS.get(method, SMOKE_WIDTHS["width-switching"])]
+    flags = [*network, "--method", method, "--preset", SCALES[args.scale], "--data", args.data,
              "--seed", str(seed), "--checkpoint-out", str(folder / "checkpoint"), "--out", str(folder), "--force"]
     for flag, value in (("--epochs", args.epochs), ("--limit-train", args.limit_train),
                         ("--limit-test", args.limit_test)):

@@ -105,8 +105,8 @@ def add_precision(parser) -> None:
 
 def add_runtime(parser) -> None:
     parser.add_argument("--runtime", choices=list(RUNTIMES),
-                        help="force a runtime: litert (ai-edge-litert's CompiledModel; the default where "
-                             "installed), litert-interpreter (its Interpreter), tflite-runtime or tensorflow")
+                        help="force a runtime: litert (ai-edge-litert, the default where installed), "
+                             "tflite-runtime or tensorflow")
 
 
 def add_out(parser, what: str, default_text: str) -> None:

@@ -24,8 +24,12 @@ TINY_ARGS = ["--arch", "resnet", "--subnets", "3", "--widths", "0.125,0.125,0.12
 BUILD_LOG = "build.log"
 
 
-def build_tiny_bundle(out_dir: Path, data: Path | None = None) -> Path:
-    """Run host/build.py on the tiny config into out_dir/dist; return the bundle folder.
+# a width-switching method's tiny ladder: the whole network at 1/8, 1/4 and 3/8 of its width
+TINY_WIDTHS = {"slimmable": "0.125,0.25,0.375", "single-path": "0.125,0.25,0.375"}
+
+
+def build_tiny_bundle(out_dir: Path, data: Path | None = None, method: str = "concat") -> Path:
+    """Run host/build.py on the tiny config of `method` into out_dir/dist; return the bundle folder.
 
     `data` defaults to the shared CIFAR-10 archive. stdout and stderr are kept in
     out_dir/build.log; a failed build raises with its tail.
@@ -33,7 +37,11 @@ def build_tiny_bundle(out_dir: Path, data: Path | None = None) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = data or shared_dir() / "datasets" / "cifar10-jpg.tar.gz"
-    cmd = [sys.executable, str(REPO / "host" / "build.py"), *TINY_ARGS, "--data", str(data),
+    args = list(TINY_ARGS)
+    if method != "concat":
+        args[args.index("--widths") + 1] = TINY_WIDTHS[method]
+        args += ["--method", method]
+    cmd = [sys.executable, str(REPO / "host" / "build.py"), *args, "--data", str(data),
            "--checkpoint-out", str(out_dir / "checkpoint"), "--out", str(out_dir / "dist")]
     # one OpenMP thread: on a shared 2-core host, torch's spinning worker threads slow a tiny
     # network's training by orders of magnitude (seen: minutes per step instead of ~0.5 s)
@@ -42,7 +50,7 @@ def build_tiny_bundle(out_dir: Path, data: Path | None = None) -> Path:
     (out_dir / BUILD_LOG).write_text(f"$ {' '.join(cmd)}\n{proc.stdout}\n--- stderr ---\n{proc.stderr}")
     if proc.returncode != 0:
         raise RuntimeError(f"tiny bundle build failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return out_dir / "dist" / "resnet-cifar10"
+    return out_dir / "dist" / ("resnet-cifar10" + ("" if method == "concat" else f"-{method}"))
 
 
 @pytest.fixture(scope="session")

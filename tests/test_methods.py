@@ -1,5 +1,7 @@
 """The method frame: --method, bundle format 5's ladder checks, and one engine for a ladder
 without reuse (a width-switching method's) beside concat's."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -62,9 +64,73 @@ def test_the_deadline_guard_prices_the_next_exits_own_stages():
     cut = cascade.infer(image(), [-1.0, -1.0, np.inf], deadline_s=0.010)  # 2 + 6 ms fit, + 12 does not
     assert (cut.exit_subnet, cut.deadline_cut, cut.stages) == (2, True, (0, 1))
     assert cut.escalated_s == pytest.approx(0.006)
+    top = cascade.infer(image(), NEVER)  # width 3 alone: all of it is beyond what exit 1 needs
+    assert top.stages == (2,) and top.escalated_s == pytest.approx(0.012)
 
 
 def test_concat_is_the_default_and_its_widths_sum_to_at_most_1():
     args = add_training_args(Parser()).parse_args([])
     settings = resolve_settings(args)
     assert settings.net.method == "concat" and sum(settings.net.widths) == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module", params=["slimmable", "single-path"])
+def method_bundle(request, tmp_path_factory, cifar_tar):
+    """A real tiny bundle of each width-switching method, built through host/build.py."""
+    from tests.fixtures_bundle import build_tiny_bundle
+    return request.param, build_tiny_bundle(tmp_path_factory.mktemp(request.param), cifar_tar, request.param)
+
+
+@pytest.mark.slow
+def test_each_method_trains_exports_and_passes_parity_through_the_engine(method_bundle):
+    import json
+    method, folder = method_bundle
+    manifest = json.loads((folder / "model" / "manifest.json").read_text())
+    assert manifest["method"] == method and manifest["format_version"] == 5
+    assert [len(e["stages"]) for e in manifest["exits"]] == [1, 1, 1]  # no reuse: each exit is a stage
+    macs = [e["macs_alone"] for e in manifest["exits"]]
+    assert macs == sorted(macs) and len(set(macs)) == 3
+    parity = manifest["precisions"]["fp32"]["parity"]
+    assert len(parity) == 3 and all(f["top1_agreement"] >= 0.999 for f in parity.values())
+
+
+@pytest.mark.slow
+def test_each_method_runs_in_the_daemon_on_a_video(method_bundle, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tests.test_sources import write_video
+    _, folder = method_bundle
+    video = write_video(tmp_path / "clip.avi", frames=8)
+    log = tmp_path / "frames.jsonl"
+    done = subprocess.run([sys.executable, "device/run_camera.py", "--bundle", str(folder), "--source", str(video),
+                           "--budget", "40ms", "--log", str(log), "--board", "x86_64", "--threads", "1"],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(lines) == 8 and all(1 <= r["exit_subnet"] <= 3 for r in lines)
+
+
+@pytest.mark.slow
+def test_the_comparison_runs_end_to_end_on_a_tiny_budget(tmp_path, cifar_tar):
+    """bench/compare_methods.py --smoke: every method built, measured through the engine, the
+    table, the claim rows and the plot written."""
+    import json
+    import os
+    import subprocess
+    import sys
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "results"
+    done = subprocess.run([sys.executable, "bench/compare_methods.py", "--scale", "cifar", "--data", str(cifar_tar),
+                           "--smoke", "--limit-train", "64", "--limit-test", "1000", "--epochs", "1",
+                           "--work", str(tmp_path / "work"), "--out", str(out)],
+                          cwd=repo, capture_output=True, text=True, timeout=1200, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((out / "compare_methods.json").read_text())["scales"]["cifar"]
+    assert list(report["methods"]) == list(methods.METHODS)
+    for entry in report["methods"].values():
+        assert len(entry["exits"]) == 3 and all(e["p50_ms"] > 0 for e in entry["exits"])
+        assert len(entry["router"]) == 3
+    assert {row["method"] for row in report["claim"]} == {"slimmable", "single-path"}
+    assert (out / "compare_methods.png").stat().st_size > 0 and "Seed-000 claim" in (out / "compare_methods.md").read_text()

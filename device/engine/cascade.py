@@ -56,7 +56,8 @@ class Result(NamedTuple):
     stage_latencies: tuple   # seconds of each stage the frame ran, in run order
     deadline_cut: bool       # True when the deadline guard stopped an escalation
     stages: tuple = ()       # the indices of those stages (Cascade.stages)
-    escalated_s: float = 0.0  # seconds of the stages run after the first exit the frame tried
+    escalated_s: float = 0.0  # seconds of the stages run that exit 1 does not need: what answering
+    # at the cheapest exit would have saved
 
 
 class Cascade:
@@ -91,6 +92,7 @@ class Cascade:
         self._runs = [stage.run for stage in self.stages]
         self._exits = self._check_exits(ladder)
         self.num_subnets = len(self._exits)
+        self._beyond_exit_1 = [i not in self._exits[0].needs for i in range(len(self.stages))]
         self.costs = CostModel(len(self.stages))
         self._ran = [False] * len(self.stages)  # which stages hold this frame's outputs
         self._frame_runs = [0] * len(self.stages)  # infer()'s runs of each stage, on top of stage.invokes
@@ -233,7 +235,7 @@ class Cascade:
         costs = self.costs
         last = self.num_subnets - 1
         order, latencies = [], []
-        answered, cut, first = None, False, 0
+        answered, cut = None, False
         for k, exit_ in enumerate(self._exits):
             threshold = thresholds[k]
             if threshold == -math.inf and k < last and not exit_.free:
@@ -252,15 +254,14 @@ class Cascade:
                 ran[i] = True
                 frame_runs[i] += 1
                 order.append(i)
-            if answered is None:
-                first = len(latencies)
             answered = k
             if exit_.statistics[0] <= threshold:
                 break
         entropy, score, label = self._exits[answered].statistics.tolist()
         costs.observe_frame(order, latencies)
+        beyond = self._beyond_exit_1
         return Result(int(label), score, entropy, answered + 1, tuple(latencies), cut, tuple(order),
-                      sum(latencies[first:]))
+                      sum(seconds for i, seconds in zip(order, latencies) if beyond[i]))
 
     def warm_up(self, rounds: int = 20, max_seconds: float = 0.5) -> None:
         """Run every stage up to `rounds` times on a blank image and take the nominal costs from

@@ -151,8 +151,8 @@ class Router:
         """Feed one frame's measured latency (seconds) and its cascade Result; moves q for the
         next frame.
 
-        An overrun that the frame would have had even had the first exit it tried answered (its
-        latency less its escalations: the process was preempted, the board stalled) is one no setting of q
+        An overrun that the frame would have had even had exit 1 answered (its latency less the
+        stages exit 1 does not need: the process was preempted, the board stalled) is one no setting of q
         can prevent, so it does not count as over the budget. O(1), and a frame within the
         budget with no new sensor reading, the usual one, costs a few comparisons: the window
         keeps the frame numbers of its last overruns, not a flag per frame."""

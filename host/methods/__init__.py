@@ -4,8 +4,10 @@ from __future__ import annotations
 from device.errors import UserError
 from host.methods.base import IMAGE, ExitExport, ExportPlan, Method, StageExport
 from host.methods.concat import CONCAT
+from host.methods.single_path import SINGLE_PATH
+from host.methods.slimmable import SLIMMABLE
 
-METHODS = {method.name: method for method in (CONCAT,)}
+METHODS = {method.name: method for method in (CONCAT, SLIMMABLE, SINGLE_PATH)}
 DEFAULT = CONCAT.name
 
 

@@ -29,6 +29,7 @@ if __name__ == "__main__":
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import json  # noqa: E402
+import subprocess  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -90,6 +91,27 @@ def build_flags(args, method: str, seed: int, folder: Path) -> list:
         if value is not None:
             flags += [flag, str(value)]
     return flags
+
+
+LOAD_PROBE = """
+import json, sys, time
+started = time.perf_counter()
+from device.bundle import load_bundle
+from device.engine import Cascade
+from device.profiling.memory import peak_rss_mib
+cascade = Cascade(load_bundle(sys.argv[1]), threads=1)
+loaded = time.perf_counter() - started
+cascade.run_all(cascade.input)
+print(json.dumps({"load_s": loaded, "peak_rss_mib": peak_rss_mib()}))
+"""
+
+
+def measure_load(folder: Path) -> dict:
+    """Bundle load (imports, verification, interpreters) and peak RSS after one frame, in a fresh
+    process that imports the device runtime alone, as the daemon does."""
+    done = subprocess.run([sys.executable, "-c", LOAD_PROBE, str(folder)], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def engine_and_frames(folder: Path) -> tuple:
@@ -154,7 +176,8 @@ def mean_over_seeds(runs: list) -> dict:
                    **{key: float(np.mean([r["router"][i][key] for r in mine])) for key in ("top1", "p50_ms", "p95_ms")}}
                   for i, point in enumerate(mine[0]["router"])]
         out[method] = {"seeds": [r["seed"] for r in mine], "train_s": float(np.mean([r["train_s"] for r in mine])),
-                       "exits": exits, "router": router}
+                       "load_s": max(r["load"]["load_s"] for r in mine),
+                       "peak_rss_mib": max(r["load"]["peak_rss_mib"] for r in mine), "exits": exits, "router": router}
     return out
 
 
@@ -195,7 +218,11 @@ def markdown(report: dict) -> str:
                              f"{e['params']:,} | {100 * e['top1']:.2f}% | {100 * e['top1_spread']:.2f} pp | "
                              f"{100 * e['board_top1']:.1f}% | {e['p50_ms']:.2f} | {e['p95_ms']:.2f} | "
                              f"{entry['train_s']:.0f} |")
-        lines += ["", "Router (top-1 on the bundle's labeled images, p50 ms) at budgets shared by every method:", "",
+        lines += ["", "Bundle load (a fresh process importing the device runtime alone, to the engine ready; target <= 2 s) "
+                  "and peak RSS after one frame (target <= 200 MiB): " + "; ".join(
+                      f"{method} {entry['load_s']:.2f} s, {entry['peak_rss_mib']:.0f} MiB"
+                      for method, entry in result["methods"].items()) + ".", "",
+                  "Router (top-1 on the bundle's labeled images, p50 ms) at budgets shared by every method:", "",
                   "| method | " + " | ".join(f"{b:.2f} ms" for b in result["budgets_ms"]) + " |",
                   "|---|" + "---:|" * len(result["budgets_ms"])]
         for method, entry in result["methods"].items():
@@ -248,6 +275,7 @@ def main(argv=None) -> int:
     for run in runs:  # measured after every build, so that no training runs beside a measurement
         for exit_, figures in zip(run["exits"], measure_exits(Path(run["bundle"]))):
             exit_.update(figures)
+        run["load"] = measure_load(Path(run["bundle"]))
     budgets = shared_budgets(runs)
     for run in runs:
         run["router"] = measure_router(Path(run["bundle"]), budgets)

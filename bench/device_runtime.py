@@ -47,7 +47,6 @@ import io
 import json
 import os
 import platform
-import resource
 import shlex
 import subprocess
 import tempfile
@@ -67,6 +66,7 @@ from device.engine.outputs import ModelFile
 from device.io import ArraySource, PacedSource, Telemetry, frame_to_input
 from device.policy import ThermalLimits, make_policy
 from device.profiling import time_call
+from device.profiling.memory import peak_rss_mib
 from device.service import run_loop
 
 REPO = Path(__file__).resolve().parents[1]
@@ -372,9 +372,8 @@ def memory_probe(bundle_path, threads, frames_total):
     telemetry = Telemetry(open("/dev/null", "w"), bundle.labels, 1.0, cascade.num_subnets, "router",
                           summary_every_s=float("inf"), summary_stream=io.StringIO())
     run_loop(source, cascade, policy, telemetry, on_frame=mark)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"rss_at_1000_mib": marks[1000] / 2**20, "rss_at_end_mib": marks[frames_total] / 2**20,
-                      "growth_mib": (marks[frames_total] - marks[1000]) / 2**20, "peak_rss_mib": peak_kib / 1024,
+                      "growth_mib": (marks[frames_total] - marks[1000]) / 2**20, "peak_rss_mib": peak_rss_mib(),
                       "frames": frames_total}))
 
 

@@ -134,3 +134,19 @@ def test_the_comparison_runs_end_to_end_on_a_tiny_budget(tmp_path, cifar_tar):
         assert len(entry["router"]) == 3
     assert {row["method"] for row in report["claim"]} == {"slimmable", "single-path"}
     assert (out / "compare_methods.png").stat().st_size > 0 and "Seed-000 claim" in (out / "compare_methods.md").read_text()
+
+
+@pytest.mark.slow
+def test_each_method_is_profiled_like_concat(method_bundle, tmp_path):
+    import json
+    import subprocess
+    import sys
+    _, folder = method_bundle
+    done = subprocess.run([sys.executable, "device/profile.py", "--bundle", str(folder), "--board", "x86_64", "--quick",
+                           "--out", str(tmp_path / "report")], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["bundle"]["method"] == folder.name.split("-", 2)[2]
+    assert [s["stages"] for s in report["subnets"]] == [[stage["name"]] for stage in report["stages"]]  # one each
+    assert all(s["incremental_ms"]["p50"] > 0 for s in report["subnets"])

@@ -156,8 +156,25 @@ def _bind(interpreter, index: int) -> np.ndarray:
 
 class StageBase:
     """What the engine asks of a stage: run (one run of the model, untimed and uncounted),
-    invoke() (a run that returns its seconds and counts), and its ports by name. A subclass sets
-    name, path, clock, interpreter, inputs, outputs and run, then calls _first_run()."""
+    invoke() (a run that returns its seconds and counts), and its ports by name. A subclass says
+    what array each port holds (_array) and what a run does (run)."""
+
+    def __init__(self, name: str, interpreter, path, clock=time.perf_counter):
+        self.name = name
+        self.clock = clock
+        self.path = path
+        self.interpreter = interpreter
+        ins, outs = signature_details(interpreter)
+        try:
+            self.inputs = {n: Port(d, self._array(d)) for n, d in ins.items()}
+            self.outputs = {n: Port(d, self._array(d)) for n, d in outs.items()}
+        except TypeError as exc:
+            raise CascadeError(f"{path}: {exc}") from None
+        self._prepare()
+        self._first_run()
+
+    def _prepare(self) -> None:
+        """What the subclass makes once its ports exist; nothing by default."""
 
     def _first_run(self) -> None:
         """Run the model once at load, uncounted, and check its ports (_check_first_run): a file
@@ -198,20 +215,12 @@ class StageBase:
 class PublicStage(StageBase):
     """One TFLite Interpreter through its documented API: set_tensor(), invoke(), get_tensor()."""
 
-    def __init__(self, name: str, interpreter, path, clock=time.perf_counter):
-        self.name = name
-        self.clock = clock
-        self.path = path
-        self.interpreter = interpreter
-        ins, outs = signature_details(interpreter)
-        try:
-            self.inputs = {n: Port(d, np.zeros(d["shape"], d["dtype"])) for n, d in ins.items()}
-            self.outputs = {n: Port(d, np.zeros(d["shape"], d["dtype"])) for n, d in outs.items()}
-        except TypeError as exc:
-            raise CascadeError(f"{path}: {exc}") from None
+    def _array(self, detail: dict) -> np.ndarray:
+        return np.zeros(detail["shape"], detail["dtype"])
+
+    def _prepare(self) -> None:
         self._feeds = [(port.index, port.array) for port in self.inputs.values()]
         self._reads = [(port.index, port.array) for port in self.outputs.values()]
-        self._first_run()
 
     def run(self) -> None:
         interpreter = self.interpreter
@@ -226,19 +235,11 @@ class Stage(StageBase):
     """One TFLite Interpreter whose ports are its own tensors, bound once (_bind): a run is
     one invoke() and nothing else."""
 
-    def __init__(self, name: str, interpreter, path, clock=time.perf_counter):
-        self.name = name
-        self.clock = clock
-        self.path = path
-        self.interpreter = interpreter
-        ins, outs = signature_details(interpreter)
-        try:
-            self.inputs = {n: Port(d, _bind(interpreter, d["index"])) for n, d in ins.items()}
-            self.outputs = {n: Port(d, _bind(interpreter, d["index"])) for n, d in outs.items()}
-        except TypeError as exc:
-            raise CascadeError(f"{path}: {exc}") from None
-        self.run = interpreter.invoke
-        self._first_run()
+    def _array(self, detail: dict) -> np.ndarray:
+        return _bind(self.interpreter, detail["index"])
+
+    def _prepare(self) -> None:
+        self.run = self.interpreter.invoke
 
     def _check_first_run(self) -> None:
         """The bound ports must still point into the arena after a run (a model with dynamic

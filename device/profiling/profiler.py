@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import platform
-import resource
 import shlex
 import sys
 import time
@@ -32,6 +31,7 @@ from device.engine import Cascade
 from device.flags import Parser, add_board, add_bundle, add_out, add_precision, add_runtime, add_threads, parse_budgets
 from device.io import ArraySource, Telemetry, frame_to_input
 from device.policy import ThermalLimits, make_policy
+from device.profiling.memory import peak_rss_mib
 from device.profiling.report import REPORT_FORMAT, REPORT_VERSION, write_report
 from device.profiling.timing import benchmark, summarize, time_call
 from device.service import run_loop
@@ -314,7 +314,7 @@ def profile_bundle(args, profile, detected: bool) -> dict:
                     "accuracy": r["accuracy"]} for r in runs["router"]],
         "router_trace": {"budget_ms": trace["budget_ms"], "latency_ms": trace["samples_ms"],
                          "exit_subnet": trace["exits"]},
-        "memory": {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "memory": {"peak_rss_mib": peak_rss_mib(),
                    "rss_after_load_mib": rss_after_load},
         "thermal": thermometer.summary(),
         "system": {"cpus": psutil.cpu_count(), "load_avg_1min_before": load_before,

@@ -16,11 +16,12 @@ and the seed-000 claim computed directly:
   matching rule: for each other method, target = the test top-1 of its largest exit; concat's
   cheapest exit whose test top-1 is at least target - TOLERANCE_PP is matched with it, and the
   ratios are concat's MACs and p50 latency over that largest exit's. Where no exit of concat
-  reaches the target the row says so. With several seeds, figures are means over seeds and the
+  reaches the target the row says so. The other way round too: the method's cheapest exit
+  within TOLERANCE_PP of concat's largest exit, with concat's MACs and p50 over its. With several seeds, figures are means over seeds and the
   spread (max - min) of top-1 is reported, so a difference within it reads as noise.
 
 Results go to bench/results/compare_methods.{md,json,png}; running one --scale replaces that
-scale's figures and keeps the other's.
+scale's figures and keeps the other's; --rewrite remakes the .md and .png from the .json.
 """
 import sys
 from pathlib import Path
@@ -53,13 +54,15 @@ SMOKE_WIDTHS = {"concat": "0.125,0.125,0.125", "width-switching": "0.125,0.25,0.
 
 def parse_args(argv=None):
     parser = Parser(prog="compare_methods.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", required=True, choices=sorted(SCALES))
-    parser.add_argument("--data", required=True, help="the data set every method trains on (folder or .tar.gz)")
+    parser.add_argument("--scale", choices=sorted(SCALES))
+    parser.add_argument("--data", help="the data set every method trains on (folder or .tar.gz)")
     parser.add_argument("--methods", default=",".join(methods.METHODS), help="comma list (default: every method)")
     parser.add_argument("--seeds", default="0", help="comma list of seeds (default 0)")
     parser.add_argument("--epochs", type=float, help="training epochs for every method (default: the preset's)")
     parser.add_argument("--limit-train", type=int, help="train every method on N images only")
     parser.add_argument("--limit-test", type=int, help="evaluate on N test images only")
+    parser.add_argument("--rewrite", action="store_true",
+                        help="only rewrite the .md and .png from the .json (e.g. after a change of the report)")
     parser.add_argument("--smoke", action="store_true",
                         help="the tests' tiny networks (ResNet, 3 exits at 1/8-width steps, 32 px): checks the "
                              "plumbing in a few minutes; its figures mean nothing")
@@ -67,6 +70,8 @@ def parse_args(argv=None):
                         help="checkpoints and bundles (default runs/compare)")
     add_out(parser, "results folder", "bench/results")
     args = parser.parse_args(argv)
+    if not args.rewrite and (args.scale is None or args.data is None):
+        raise UsageError("--scale and --data are needed (or --rewrite alone)")
     args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for name in args.methods:
         methods.get(name)  # a one-line error listing the methods
@@ -181,23 +186,32 @@ def mean_over_seeds(runs: list) -> dict:
     return out
 
 
+def cheapest_reaching(exits: list, top1: float):
+    """The cheapest exit whose test top-1 is within TOLERANCE_PP of `top1`, or None."""
+    return next((e for e in exits if e["top1"] >= top1 - TOLERANCE_PP / 100), None)
+
+
 def seed_claim(table: dict) -> list:
-    """Per other method: concat's cheapest exit within TOLERANCE_PP of its largest exit's top-1,
-    and concat's MACs and p50 over that exit's (the module docstring's matching rule)."""
+    """Per other method, both ways of matching accuracy (the module docstring's rule): concat's
+    cheapest exit that reaches the method's largest exit, and the method's cheapest exit that
+    reaches concat's largest; each with concat's MACs and p50 over the method's."""
     concat = table["concat"]["exits"]
     rows = []
     for method, entry in table.items():
         if method == "concat":
             continue
         target = entry["exits"][-1]
-        match = next((e for e in concat if e["top1"] >= target["top1"] - TOLERANCE_PP / 100), None)
-        row = {"method": method, "target_top1": target["top1"], "target_macs": target["macs"],
-               "target_p50_ms": target["p50_ms"]}
-        if match is None:
-            row.update(matched=False, concat_best_top1=max(e["top1"] for e in concat))
-        else:
-            row.update(matched=True, concat_exit=match["index"], concat_top1=match["top1"],
+        row = {"method": method, "target_top1": target["top1"], "concat_best_top1": concat[-1]["top1"]}
+        match = cheapest_reaching(concat, target["top1"])
+        row["matched"] = match is not None
+        if match is not None:
+            row.update(concat_exit=match["index"], concat_top1=match["top1"],
                        macs_ratio=match["macs"] / target["macs"], p50_ratio=match["p50_ms"] / target["p50_ms"])
+        reverse = cheapest_reaching(entry["exits"], concat[-1]["top1"])
+        if reverse is not None:
+            row["at_concat_best"] = {"exit": reverse["index"], "top1": reverse["top1"],
+                                     "macs_ratio": concat[-1]["macs"] / reverse["macs"],
+                                     "p50_ratio": concat[-1]["p50_ms"] / reverse["p50_ms"]}
         rows.append(row)
     return rows
 
@@ -238,6 +252,12 @@ def markdown(report: dict) -> str:
             else:
                 lines.append(f"- vs {row['method']} (largest exit {100 * row['target_top1']:.2f}%): no exit of concat "
                              f"reaches it (best {100 * row['concat_best_top1']:.2f}%): the claim does not hold here.")
+            other = row.get("at_concat_best")
+            if other:
+                lines.append(f"  - the other way: at concat's largest exit ({100 * row['concat_best_top1']:.2f}%), "
+                             f"{row['method']} exit {other['exit']} ({100 * other['top1']:.2f}%) is the cheapest that "
+                             f"matches; concat needs {other['macs_ratio']:.2f}x its MACs and {other['p50_ratio']:.2f}x "
+                             f"its p50.")
         lines.append("")
     lines.append("![accuracy against latency and MACs](compare_methods.png)")
     return "\n".join(lines) + "\n"
@@ -271,6 +291,14 @@ def plot(report: dict, path: Path) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    path = args.out / f"{RESULTS}.json"
+    if args.rewrite:
+        report = json.loads(path.read_text())
+        for result in report["scales"].values():
+            result["claim"] = seed_claim(result["methods"])
+        plot(report, args.out / f"{RESULTS}.png")
+        write_results(args.out, RESULTS, report, markdown(report))
+        return 0
     runs = [build_one(args, method, seed) for seed in args.seeds for method in args.methods]
     for run in runs:  # measured after every build, so that no training runs beside a measurement
         for exit_, figures in zip(run["exits"], measure_exits(Path(run["bundle"]))):
@@ -280,7 +308,6 @@ def main(argv=None) -> int:
     for run in runs:
         run["router"] = measure_router(Path(run["bundle"]), budgets)
     table = mean_over_seeds(runs)
-    path = args.out / f"{RESULTS}.json"
     report = json.loads(path.read_text()) if path.exists() else {"scales": {}}
     first = runs[0]["data"]
     report["scales"][args.scale] = {

@@ -20,6 +20,7 @@ from the frames infer() answers.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -117,7 +118,6 @@ class Cascade:
         shapes = {port.shape for port in ports}
         if len(shapes) > 1:
             raise CascadeError(f"the stages take images of different shapes {sorted(shapes)}")
-        self._image_ports = ports
         if len(ports) == 1 and not ports[0].quantized:
             return ports[0].array
         return np.zeros(ports[0].shape, np.float32)
@@ -131,7 +131,7 @@ class Cascade:
             port = stage.port("input", name)
             if source == IMAGE:
                 if port.array is not self.input:
-                    moves.append(lambda port=port: port.write(self.input))
+                    moves.append(functools.partial(port.write, self.input))
                 continue
             producer, output = source
             moves += hand_over(self.stages[self._index[producer]].port("output", output), port, spec.path,

@@ -181,7 +181,7 @@ if [ -z "$BUNDLE" ]; then   # the tiny real bundle the tests build (tests/fixtur
     BUNDLE=$(cat "$WORK/bundle-path")
 fi
 [ -f "$BUNDLE/model/manifest.json" ] || die "no bundle at $BUNDLE (no model/manifest.json)"
-K=$("$PYTHON" -c "import json, sys; print(len(json.load(open(sys.argv[1]))['subnets']))" "$BUNDLE/model/manifest.json")
+K=$("$PYTHON" -c "import json, sys; print(len(json.load(open(sys.argv[1]))['exits']))" "$BUNDLE/model/manifest.json")
 "$PYTHON" "$REPO/scripts/arm_results.py" inputs --bundle "$BUNDLE" --dir "$WORK/inputs" --images "$IMAGES"
 host_runs "$K"
 for arch in $ARCHES; do   # the bootstraps one after the other, then the targets side by side

@@ -25,6 +25,7 @@ import itertools
 
 import numpy as np
 
+from device.bundle.ladder import free_to_try
 from device.policy.exits import control_row, entropy_quantiles, exit_subnets, softmax_entropy, thresholds_for_levels
 from host.complexity import walk_macs
 from host.evaluate import collect_logits
@@ -49,7 +50,7 @@ class LadderMacs:
     def __init__(self, costs: dict):
         self.needs = [e["stages"] for e in costs["exits"]]
         self.stage_macs = {name: c["macs"] for name, c in costs["stages"].items()}
-        self.free = np.array([set(n) <= set(self.needs[-1]) for n in self.needs[:-1]])
+        self.free = np.array(free_to_try(self.needs)[:-1])
         self._by_tried = {}
 
     def __call__(self, level_sets: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from host import methods
 from host.cli import add_training_args, resolve_settings
 from tests.device_fakes import FakeClock, fake_factory, fake_width_bundle, width_logits
 
+REPO = Path(__file__).resolve().parents[1]
 NEVER = [-np.inf, -np.inf, -np.inf]
 
 
@@ -106,7 +107,7 @@ def test_each_method_runs_in_the_daemon_on_a_video(method_bundle, tmp_path):
     log = tmp_path / "frames.jsonl"
     done = subprocess.run([sys.executable, "device/run_camera.py", "--bundle", str(folder), "--source", str(video),
                            "--budget", "40ms", "--log", str(log), "--board", "x86_64", "--threads", "1"],
-                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(lines) == 8 and all(1 <= r["exit_subnet"] <= 3 for r in lines)
@@ -120,12 +121,11 @@ def test_the_comparison_runs_end_to_end_on_a_tiny_budget(tmp_path, cifar_tar):
     import os
     import subprocess
     import sys
-    repo = Path(__file__).resolve().parents[1]
     out = tmp_path / "results"
     done = subprocess.run([sys.executable, "bench/compare_methods.py", "--scale", "cifar", "--data", str(cifar_tar),
                            "--smoke", "--limit-train", "64", "--limit-test", "1000", "--epochs", "1",
                            "--work", str(tmp_path / "work"), "--out", str(out)],
-                          cwd=repo, capture_output=True, text=True, timeout=1200, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                          cwd=REPO, capture_output=True, text=True, timeout=1200, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((out / "compare_methods.json").read_text())["scales"]["cifar"]
     assert list(report["methods"]) == list(methods.METHODS)
@@ -143,7 +143,7 @@ def test_each_method_is_profiled_like_concat(method_bundle, tmp_path):
     import sys
     _, folder = method_bundle
     done = subprocess.run([sys.executable, "device/profile.py", "--bundle", str(folder), "--board", "x86_64", "--quick",
-                           "--out", str(tmp_path / "report")], cwd=Path(__file__).resolve().parents[1],
+                           "--out", str(tmp_path / "report")], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((tmp_path / "report" / "report.json").read_text())

@@ -41,3 +41,12 @@ def ladder_from(stages: list, exits: list, files: dict, model_dir: Path, num_cla
                             tuple((feed["name"], source(feed["from"])) for feed in s["inputs"]), outputs[s["name"]])
                   for s in stages)
     return Ladder(specs, tuple(ExitSpec(tuple(e["stages"]), e["answer"]) for e in exits), num_classes)
+
+
+def free_to_try(exit_stages: list) -> list:
+    """Per exit (lists of stage names, ladder order), whether trying it costs nothing extra: the
+    top exit needs all of its stages. The engine still tries such an exit when it never answers
+    (its fallback for the deadline guard) and passes the others by; calibration prices frames the
+    same way."""
+    top = set(exit_stages[-1])
+    return [set(stages) <= top for stages in exit_stages]

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from device.bundle.ladder import Ladder
+from device.bundle.ladder import Ladder, free_to_try
 from device.bundle.manifest import IMAGE
 from device.engine.runtime import stage_factory
 from device.engine.stage import CascadeError, PublicStage, Stage, hand_over
@@ -140,6 +140,7 @@ class Cascade:
 
     def _check_exits(self, ladder: Ladder) -> list:
         exits, num_classes = [], ladder.num_classes
+        free = free_to_try([spec.stages for spec in ladder.exits])
         for k, spec in enumerate(ladder.exits, start=1):
             answer = self.stages[self._index[spec.answer]]
             outputs = ladder.stages[self._index[spec.answer]].outputs
@@ -150,16 +151,9 @@ class Cascade:
             if statistics.shape != (1, 3) or statistics.dtype != np.float32:
                 raise CascadeError(f"{answer.path}: exit statistics are {statistics.dtype}{list(statistics.shape)}, "
                                    f"not float32 [1, 3]; rebuild the bundle with host/build.py")
-            exits.append(_Exit(tuple(self._index[name] for name in spec.stages),
-                               set(spec.stages) <= set(ladder.exits[-1].stages), answer,
+            exits.append(_Exit(tuple(self._index[name] for name in spec.stages), free[k - 1], answer,
                                memoryview(statistics.array[0]), logits))
         return exits
-
-    @property
-    def input_moves(self) -> tuple:
-        """Per stage, the array operations that move its inputs in before it runs (copies,
-        requantizations; the image where it is not the stage's own input array)."""
-        return tuple(len(loads) for loads in self._loads)
 
     @property
     def invokes(self) -> dict:
@@ -200,10 +194,6 @@ class Cascade:
         seconds of its invokes."""
         self.set_image(image)
         return sum(self.run_exit(k) for k in range(1, self.num_subnets + 1))
-
-    def stage_output(self, stage: int, name: str) -> np.ndarray:
-        """A float32 copy of one output of stage `stage` (an index) as the last frame left it."""
-        return self.stages[stage].read_output(name)
 
     def exit_statistics(self, k: int) -> tuple[float, float, int]:
         """(softmax entropy in nats, top-1 probability, top-1 class) of exit k's last run, as its

@@ -66,6 +66,10 @@ def parse_args(argv=None):
     parser.add_argument("--smoke", action="store_true",
                         help="the tests' tiny networks (ResNet, 3 exits at 1/8-width steps, 32 px): checks the "
                              "plumbing in a few minutes; its figures mean nothing")
+    parser.add_argument("--reuse", action="store_true",
+                        help="measure again, without rebuilding, every method and seed whose folder under --work "
+                             "holds a finished build made with the same flags (e.g. add seeds to a run, or resume "
+                             "one that stopped)")
     parser.add_argument("--work", type=Path, default=Path("runs/compare"),
                         help="checkpoints and bundles (default runs/compare)")
     add_out(parser, "results folder", "bench/results")
@@ -143,14 +147,36 @@ def measure_router(folder: Path, budgets_ms: list) -> list:
              "exit_mix": r["exit_mix"]} for b, r in zip(budgets_ms, run_interleaved(policies, bundle, frames, labels, count))]
 
 
+BUILD_RECORD = "build.json"   # in a method/seed folder: the flags of its finished build and the bundle
+
+
+def finished_build(folder: Path, flags: list):
+    """The record ({flags, bundle, build_s}) of a finished build in `folder` made with exactly
+    `flags`, or None."""
+    try:
+        record = json.loads((folder / BUILD_RECORD).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    found = record.get("flags") == flags and (Path(record.get("bundle", "")) / "model" / "manifest.json").exists()
+    return record if found else None
+
+
 def build_one(args, method: str, seed: int) -> dict:
-    """Train, build and measure one method at one seed; returns its figures."""
+    """Train and build one method at one seed (or, with --reuse, take its finished build); returns
+    its figures."""
     folder = args.work / args.scale / f"{method}-seed{seed}"
-    started = time.time()
-    bundle_dir, _ = build.build(build.parse_args(build_flags(args, method, seed, folder)))
+    flags = build_flags(args, method, seed, folder)
+    record = finished_build(folder, flags) if args.reuse else None
+    if record is None:
+        (folder / BUILD_RECORD).unlink(missing_ok=True)
+        started = time.time()
+        bundle_dir, _ = build.build(build.parse_args(flags))
+        record = {"flags": flags, "bundle": str(bundle_dir), "build_s": time.time() - started}
+        (folder / BUILD_RECORD).write_text(json.dumps(record, indent=1))
+    bundle_dir = Path(record["bundle"])
     config = checkpoint.read_config(folder / "checkpoint")
     manifest = json.loads((bundle_dir / "model" / "manifest.json").read_text())
-    return {"method": method, "seed": seed, "bundle": str(bundle_dir), "build_s": time.time() - started,
+    return {"method": method, "seed": seed, "bundle": str(bundle_dir), "build_s": record["build_s"],
             "train_s": config["results"]["seconds"]["train"], "data": manifest["data"],
             "exits": [{"index": e["index"], "stages": e["stages"], "macs": e["macs_alone"],
                        "macs_cumulative": e["macs_cumulative"], "params": e["params"], "top1": e["accuracy"]}

@@ -12,11 +12,8 @@ from pathlib import Path
 if __name__ == "__main__":  # run as a script: import from the folder holding device/, not device/ itself
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from device.flags import run_cli  # noqa: E402
 from device.service.camera import main  # noqa: E402
-from device.service.runtime_logs import filter_runtime_logs  # noqa: E402
+from device.service.runtime_logs import run_script  # noqa: E402
 
 if __name__ == "__main__":
-    if "--verbose" not in sys.argv[1:]:
-        filter_runtime_logs()
-    sys.exit(run_cli(main))
+    sys.exit(run_script(main))

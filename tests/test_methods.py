@@ -69,6 +69,41 @@ def test_the_deadline_guard_prices_the_next_exits_own_stages():
     assert top.stages == (2,) and top.escalated_s == pytest.approx(0.012)
 
 
+def test_without_reuse_the_guard_runs_the_widest_exit_that_fits_alone():
+    """Widths of 2, 6 and 12 ms, all tried: within 13 ms bottom-up would answer with width 2
+    (2 + 6, then 12 more would pass); width 3 alone fits, so the frame runs it alone."""
+    clock = FakeClock()
+    costs = {"width_1": 0.002, "width_2": 0.006, "width_3": 0.012}
+    cascade = Cascade(fake_width_bundle(), threads=1, interpreter_factory=fake_factory(clock=clock, costs=costs),
+                      clock=clock)
+    cascade.warm_up(rounds=2)
+    wide = cascade.infer(image(), [-1.0, -1.0, np.inf], deadline_s=0.013)
+    assert (wide.exit_subnet, wide.deadline_cut, wide.stages) == (3, True, (2,))
+    # 15 ms: width 3 and, of the exits below it, width 1 (2 + 12); width 2 would not fit as well
+    kept = cascade.infer(image(), [-1.0, -1.0, np.inf], deadline_s=0.015)
+    assert (kept.exit_subnet, kept.stages) == (3, (0, 2))
+    # width 3 alone does not fit 7 ms: width 2 is the widest that does, and exit 1 not beside it
+    low = cascade.infer(image(), [-1.0, -1.0, np.inf], deadline_s=0.007)
+    assert (low.exit_subnet, low.stages) == (2, (1,))
+    # an exit the thresholds pass by may still be the one that fits: fixed:3 at 7 ms runs width 2
+    assert cascade.infer(image(), NEVER, deadline_s=0.007).stages == (1,)
+    # all of it fits: nothing trimmed
+    full = cascade.infer(image(), [-1.0, -1.0, np.inf], deadline_s=0.030)
+    assert (full.exit_subnet, full.deadline_cut, full.stages) == (3, False, (0, 1, 2))
+    # nothing fits: the first exit answers, as bottom-up
+    assert cascade.infer(image(), [-1.0, -1.0, np.inf], deadline_s=0.001).stages == (0,)
+
+
+def test_an_early_answer_still_stops_a_planned_frame():
+    clock = FakeClock()
+    costs = {"width_1": 0.002, "width_2": 0.006, "width_3": 0.012}
+    cascade = Cascade(fake_width_bundle(), threads=1, interpreter_factory=fake_factory(clock=clock, costs=costs),
+                      clock=clock)
+    cascade.warm_up(rounds=2)
+    result = cascade.infer(image(), [np.inf, -1.0, np.inf], deadline_s=0.015)  # exit 1 always answers
+    assert (result.exit_subnet, result.stages, result.deadline_cut) == (1, (0,), False)
+
+
 def test_concat_is_the_default_and_its_widths_sum_to_at_most_1():
     args = add_training_args(Parser()).parse_args([])
     settings = resolve_settings(args)

@@ -14,7 +14,11 @@ passed by otherwise: fixed:K of a slimmable bundle runs width K alone.
 
 Before going on, the deadline guard compares the time spent plus the predicted cost of the
 stages the next exit would run with the deadline and, when it would pass, answers with what it
-has. Each answering file computes its own entropy, top-1 probability and class (its
+has. On a ladder without reuse it also plans before the first stage: when the exits the
+thresholds would try cannot all run within the deadline, the frame keeps the most capable exit
+whose own stages fit, and of the exits below it those that still fit, from the top down;
+escalating bottom-up would spend the budget on cheap widths and answer with one of them where
+a wider one alone fits (measured in bench/results/compare_methods.md). Each answering file computes its own entropy, top-1 probability and class (its
 "statistics" output), so a decision reads one number; the CostModel learns the stages' costs
 from the frames infer() answers.
 """
@@ -94,6 +98,7 @@ class Cascade:
         self._exits = self._check_exits(ladder)
         self.num_subnets = len(self._exits)
         self._beyond_exit_1 = [i not in self._exits[0].needs for i in range(len(self.stages))]
+        self._plans = not all(e.free for e in self._exits)  # some exit has stages of its own
         self.costs = CostModel(len(self.stages))
         self._ran = [False] * len(self.stages)  # which stages hold this frame's outputs
         self._frame_runs = [0] * len(self.stages)  # infer()'s runs of each stage, on top of stage.invokes
@@ -214,22 +219,23 @@ class Cascade:
         """The ladder on one image: answer at the first exit with entropy <= its threshold.
 
         `thresholds` holds one entropy threshold per exit (the last is ignored: exit K always
-        answers; -inf: the exit never answers, and is passed by unless trying it is free). With `deadline_s` (seconds from
-        this call), the frame goes on to the next exit only when the time spent plus the predicted
-        cost of the stages it would run stays within the deadline.
+        answers; -inf: the exit never answers, and is passed by unless trying it is free). With
+        `deadline_s` (seconds from this call), the frame goes on to the next exit only when the
+        time spent plus the predicted cost of the stages it would run stays within the deadline,
+        and on a ladder without reuse tries only the exits planned to fit (_fit).
         """
         clock = self.clock
         start = clock()
         self.set_image(image)
         ran, loads, runs, frame_runs = self._ran, self._loads, self._runs, self._frame_runs
-        costs = self.costs
-        last = self.num_subnets - 1
+        costs, exits = self.costs, self._exits
+        path, cut = self._path(thresholds), False
+        if deadline_s is not None and self._plans:
+            path, cut = self._fit(path, deadline_s - (clock() - start))
         order, latencies = [], []
-        answered, cut = None, False
-        for k, exit_ in enumerate(self._exits):
-            threshold = thresholds[k]
-            if threshold == -math.inf and k < last and not exit_.free:
-                continue
+        answered = None
+        for k in path:
+            exit_ = exits[k]
             todo = [i for i in exit_.needs if not ran[i]]
             if answered is not None and deadline_s is not None and \
                     clock() - start + costs.predict_stages(todo) > deadline_s:
@@ -245,13 +251,45 @@ class Cascade:
                 frame_runs[i] += 1
                 order.append(i)
             answered = k
-            if exit_.statistics[0] <= threshold:
+            if exit_.statistics[0] <= thresholds[k]:
                 break
-        entropy, score, label = self._exits[answered].statistics.tolist()
+        entropy, score, label = exits[answered].statistics.tolist()
         costs.observe_frame(order, latencies)
         beyond = self._beyond_exit_1
         return Result(int(label), score, entropy, answered + 1, tuple(latencies), cut, tuple(order),
                       sum(seconds for i, seconds in zip(order, latencies) if beyond[i]))
+
+    def _path(self, thresholds) -> list:
+        """The exits a frame tries, in order: up to the first that always answers (threshold
+        +inf, or the top exit), passing by those that never answer unless trying them is free."""
+        path, last = [], self.num_subnets - 1
+        for k, exit_ in enumerate(self._exits):
+            threshold = thresholds[k]
+            if k == last or threshold == math.inf:
+                path.append(k)
+                break
+            if threshold != -math.inf or exit_.free:
+                path.append(k)
+        return path
+
+    def _fit(self, path: list, remaining_s: float) -> tuple[list, bool]:
+        """(the exits to try within `remaining_s`, whether that trimmed `path`): `path` when all
+        its stages are predicted to fit; else the highest exit up to its top whose own stages
+        fit, with the exits of `path` below it that still fit, taken from the top down; `path`
+        when no exit fits (the frame then answers with its first exit)."""
+        price = self.costs.predict_stages
+        if price(set().union(*(self._exits[k].needs for k in path))) <= remaining_s:
+            return path, False
+        top = next((t for t in range(path[-1], -1, -1) if price(self._exits[t].needs) <= remaining_s), None)
+        if top is None:
+            return path, False
+        plan, stages = [top], set(self._exits[top].needs)
+        for k in reversed([k for k in path if k < top]):
+            more = stages.union(self._exits[k].needs)
+            if price(more) <= remaining_s:
+                plan.insert(0, k)
+                stages = more
+        return plan, True
 
     def warm_up(self, rounds: int = 20, max_seconds: float = 0.5) -> None:
         """Run every stage up to `rounds` times on a blank image and take the nominal costs from

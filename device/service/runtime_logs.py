@@ -14,12 +14,22 @@ import re
 import sys
 import threading
 
+from device.flags import run_cli
+
 # runtime lines that say nothing a user can act on
 NOISE = re.compile(r"^(INFO: |└ |WARNING: \[(npu_registry|compiler_plugin)\.cc)")
 
 
 def is_noise(line: str) -> bool:
     return bool(NOISE.match(line))
+
+
+def run_script(main) -> int:
+    """A device script's entry point: the runtimes' noise filtered unless --verbose, then `main`
+    under run_cli (a user's mistake is one line and exit 2)."""
+    if "--verbose" not in sys.argv[1:]:
+        filter_runtime_logs()
+    return run_cli(main)
 
 
 def filter_runtime_logs() -> None:

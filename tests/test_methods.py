@@ -56,12 +56,18 @@ def test_an_exit_that_never_answers_is_passed_by_when_its_stages_are_its_own():
     assert cascade.invokes == {"width_1": 0, "width_2": 0, "width_3": 1}
 
 
-def test_the_deadline_guard_prices_the_next_exits_own_stages():
+def timed_width_cascade() -> Cascade:
+    """A width ladder on a fake clock whose widths take 2, 6 and 12 ms, warmed up."""
     clock = FakeClock()
     costs = {"width_1": 0.002, "width_2": 0.006, "width_3": 0.012}
     cascade = Cascade(fake_width_bundle(), threads=1, interpreter_factory=fake_factory(clock=clock, costs=costs),
                       clock=clock)
     cascade.warm_up(rounds=2)
+    return cascade
+
+
+def test_the_deadline_guard_prices_the_next_exits_own_stages():
+    cascade = timed_width_cascade()
     cut = cascade.infer(image(), [-1.0, -1.0, np.inf], deadline_s=0.010)  # 2 + 6 ms fit, + 12 does not
     assert (cut.exit_subnet, cut.deadline_cut, cut.stages) == (2, True, (0, 1))
     assert cut.escalated_s == pytest.approx(0.006)
@@ -72,11 +78,7 @@ def test_the_deadline_guard_prices_the_next_exits_own_stages():
 def test_without_reuse_the_guard_runs_the_widest_exit_that_fits_alone():
     """Widths of 2, 6 and 12 ms, all tried: within 13 ms bottom-up would answer with width 2
     (2 + 6, then 12 more would pass); width 3 alone fits, so the frame runs it alone."""
-    clock = FakeClock()
-    costs = {"width_1": 0.002, "width_2": 0.006, "width_3": 0.012}
-    cascade = Cascade(fake_width_bundle(), threads=1, interpreter_factory=fake_factory(clock=clock, costs=costs),
-                      clock=clock)
-    cascade.warm_up(rounds=2)
+    cascade = timed_width_cascade()
     wide = cascade.infer(image(), [-1.0, -1.0, np.inf], deadline_s=0.013)
     assert (wide.exit_subnet, wide.deadline_cut, wide.stages) == (3, True, (2,))
     # 15 ms: width 3 and, of the exits below it, width 1 (2 + 12); width 2 would not fit as well
@@ -95,11 +97,7 @@ def test_without_reuse_the_guard_runs_the_widest_exit_that_fits_alone():
 
 
 def test_an_early_answer_still_stops_a_planned_frame():
-    clock = FakeClock()
-    costs = {"width_1": 0.002, "width_2": 0.006, "width_3": 0.012}
-    cascade = Cascade(fake_width_bundle(), threads=1, interpreter_factory=fake_factory(clock=clock, costs=costs),
-                      clock=clock)
-    cascade.warm_up(rounds=2)
+    cascade = timed_width_cascade()
     result = cascade.infer(image(), [np.inf, -1.0, np.inf], deadline_s=0.015)  # exit 1 always answers
     assert (result.exit_subnet, result.stages, result.deadline_cut) == (1, (0,), False)
 
